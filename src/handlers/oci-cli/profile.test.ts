@@ -1,0 +1,80 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { ShimError } from '../../shim-api/errors.js';
+import { ALL_OPERATIONS, defineProfile } from './profile.js';
+import { runcProfile } from '../runc/profile.js';
+import { gvisorProfile, gvisorProfileWith } from '../gvisor/profile.js';
+import { youkiProfile } from '../youki/profile.js';
+import { crunProfile, genericProfile } from '../generic/profile.js';
+
+const invalid = (fn: () => unknown, re: RegExp) =>
+  assert.throws(fn, (e: unknown) => e instanceof ShimError && e.kind === 'InvalidArgument' && re.test(e.message));
+
+test('defaults: every operation, host pids, kill --all, --force, --systemd-cgroup, no CRIU', () => {
+  const p = defineProfile({ name: 'x', binary: 'x', defaultRoot: '/run/x/' });
+  assert.equal([...p.supports].sort(), [...ALL_OPERATIONS].sort());
+  assert.is(p.defaultRoot, '/run/x');
+  assert.is(p.psReportsHostPids, true);
+  assert.is(p.killAllFlag, true);
+  assert.is(p.forceDeleteFlag, '--force');
+  assert.is(p.systemdCgroupFlag, '--systemd-cgroup');
+  assert.is(p.criuFlag, undefined);
+  assert.is(p.checkpointSubcommand, undefined);
+  assert.equal(p.globalArgs, []);
+  assert.is(defineProfile({ name: 'y', binary: 'y', defaultRoot: '/r', systemdCgroupFlag: false }).systemdCgroupFlag, undefined);
+});
+
+test('validation', () => {
+  invalid(() => defineProfile({ name: 'bad name', binary: 'x', defaultRoot: '/r' }), /name must match/);
+  invalid(() => defineProfile({ name: 'x', binary: '', defaultRoot: '/r' }), /binary/);
+  invalid(() => defineProfile({ name: 'x', binary: 'bin/x', defaultRoot: '/r' }), /bare name .* or an absolute path/);
+  invalid(() => defineProfile({ name: 'x', binary: 'x', defaultRoot: 'run/x' }), /defaultRoot must be an absolute path/);
+  invalid(() => defineProfile({ name: 'x', binary: 'x', defaultRoot: '/r', globalArgs: ['--root=/y'] }), /owned by the driver/);
+  invalid(() => defineProfile({ name: 'x', binary: 'x', defaultRoot: '/r', globalArgs: ['plain'] }), /is not a flag/);
+  invalid(() => defineProfile({ name: 'x', binary: 'x', defaultRoot: '/r', supports: ['create', 'fly' as 'start'] }), /unknown operation "fly"/);
+  invalid(
+    () => defineProfile({ name: 'x', binary: 'x', defaultRoot: '/r', flags: { 'teleport --now': 'drop' } as never }),
+    /must be "<operation> --<flag>"/,
+  );
+  invalid(
+    () => defineProfile({ name: 'x', binary: 'x', defaultRoot: '/r', flags: { 'create --no-pivot': 'maybe' as 'drop' } }),
+    /disposition must be pass, drop or reject/,
+  );
+});
+
+test('profiles are immutable', () => {
+  assert.ok(Object.isFrozen(runcProfile));
+  assert.throws(() => (runcProfile.supports as Set<string>).add('x'), /read-only/);
+  assert.throws(() => (runcProfile.supports as Set<string>).delete('create'), /read-only/);
+  assert.throws(() => (gvisorProfile.flags as Map<string, string>).set('create --x', 'pass'), /read-only/);
+  assert.ok(runcProfile.supports.has('create'));
+});
+
+test('backend profiles state the documented differences', () => {
+  assert.equal([...runcProfile.supports].sort(), [...ALL_OPERATIONS].sort());
+  assert.is(runcProfile.criuFlag, '--criu');
+  assert.is(runcProfile.defaultRoot, '/run/containerd/runc');
+
+  assert.is(gvisorProfile.binary, 'runsc');
+  assert.is(gvisorProfile.defaultRoot, '/run/containerd/runsc');
+  assert.equal(gvisorProfile.globalArgs, ['--platform=ptrace', '--network=none']);
+  assert.not.ok(gvisorProfile.supports.has('update'));
+  assert.not.ok(gvisorProfile.supports.has('features'));
+  assert.ok(gvisorProfile.supports.has('checkpoint') && gvisorProfile.supports.has('restore'));
+  assert.is(gvisorProfile.psReportsHostPids, false);
+  assert.is(gvisorProfile.criuFlag, undefined);
+  assert.equal(gvisorProfileWith({ platform: 'kvm', network: 'host' }).globalArgs, ['--platform=kvm', '--network=host']);
+
+  assert.is(youkiProfile.checkpointSubcommand, 'checkpointt');
+  assert.not.ok(youkiProfile.supports.has('restore'));
+  assert.ok(youkiProfile.supports.has('update') && youkiProfile.supports.has('features') && youkiProfile.supports.has('events'));
+
+  for (const op of ['events', 'checkpoint', 'restore', 'features'] as const) assert.not.ok(crunProfile.supports.has(op), op);
+  assert.is(crunProfile.defaultRoot, '/run/containerd/crun');
+  const g = genericProfile({ name: 'myrt', binary: '/opt/myrt/bin/myrt', globalArgs: ['--debug'], supports: ['create', 'start'], root: '/run/myrt' });
+  assert.equal([...g.supports], ['create', 'start']);
+  assert.is(g.defaultRoot, '/run/myrt');
+  assert.equal(g.globalArgs, ['--debug']);
+});
+
+test.run();
