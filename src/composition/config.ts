@@ -1,0 +1,75 @@
+/**
+ * tsshim's configuration: which handler serves a task, with which settings.
+ * One TOML format for the default file (/etc/tsshim/config.toml) and for the
+ * per-runtime-entry files that containerd names through runtime options.
+ *
+ *   handler = "gvisor"                 # handler type: runc | gvisor | youki | kata | oci
+ *   name = "tsshim-gvisor"             # optional display name
+ *   binary = "/usr/bin/runsc"          # optional backend binary
+ *   root = "/run/containerd/runsc"     # optional backend state root
+ *   debug = false                      # raise the shim's log level
+ *   allow_annotation_override = false  # may io.tsshim.handler in the spec pick another handler file?
+ *   [options]                          # handler-specific
+ *   platform = "ptrace"
+ */
+import fs from 'node:fs';
+import { parse as parseToml } from 'smol-toml';
+import type { HandlerConfig } from '../shim-api/handler.js';
+import { invalidArgument, failedPrecondition } from '../shim-api/errors.js';
+
+export const DEFAULT_CONFIG_PATH = '/etc/tsshim/config.toml';
+export const HANDLER_ANNOTATION = 'io.tsshim.handler';
+
+export interface ShimConfig {
+  handler: HandlerConfig;
+  debug: boolean;
+  allowAnnotationOverride: boolean;
+  /** Where it came from, for messages. */
+  source: string;
+}
+
+export function parseConfig(text: string, source: string): ShimConfig {
+  let doc: Record<string, unknown>;
+  try {
+    doc = parseToml(text) as Record<string, unknown>;
+  } catch (err) {
+    throw invalidArgument(`tsshim config ${source}: ${(err as Error).message}`);
+  }
+  const type = doc.handler ?? 'runc';
+  if (typeof type !== 'string' || !/^[a-z0-9][a-z0-9-]*$/.test(type)) {
+    throw invalidArgument(`tsshim config ${source}: "handler" must be a handler type name such as "runc" or "gvisor"`);
+  }
+  const str = (k: string) => {
+    const v = doc[k];
+    if (v === undefined) return undefined;
+    if (typeof v !== 'string') throw invalidArgument(`tsshim config ${source}: "${k}" must be a string`);
+    return v;
+  };
+  const options = doc.options ?? {};
+  if (typeof options !== 'object' || options === null || Array.isArray(options)) {
+    throw invalidArgument(`tsshim config ${source}: [options] must be a table`);
+  }
+  return {
+    handler: { type, name: str('name') ?? type, binary: str('binary'), root: str('root'), options: options as Record<string, unknown> },
+    debug: doc.debug === true,
+    allowAnnotationOverride: doc.allow_annotation_override === true,
+    source,
+  };
+}
+
+export function loadConfigFile(file: string): ShimConfig {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    throw failedPrecondition(`cannot read tsshim config ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  return parseConfig(text, file);
+}
+
+/** The default config: $TSSHIM_CONFIG, else /etc/tsshim/config.toml when present, else runc. */
+export function defaultConfig(env = process.env): ShimConfig {
+  const file = env.TSSHIM_CONFIG || DEFAULT_CONFIG_PATH;
+  if (fs.existsSync(file)) return loadConfigFile(file);
+  return { handler: { type: 'runc', name: 'runc', options: {} }, debug: false, allowAnnotationOverride: false, source: 'built-in default' };
+}

@@ -1,0 +1,86 @@
+/** Picks the handler for a task from runtime options, the default config and annotations. */
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Logger } from 'pino';
+import type { CleanupResult, HandlerConfig, HandlerContext, HandlerFactory, HandlerResolver, HandlerSelection, TaskHandler } from '../shim-api/handler.js';
+import { failedPrecondition } from '../shim-api/errors.js';
+import { runcOptions, runtimeOptions, TYPE_URL, unpackAny } from '../shim-api/proto/index.js';
+import { defaultConfig, loadConfigFile, parseConfig, HANDLER_ANNOTATION, type ShimConfig } from './config.js';
+
+/** Where the handler of a task is recorded, for the `delete` subcommand. */
+export const BUNDLE_STATE_FILE = 'tsshim.json';
+
+/** Pure part of the selection: runtime options > default config; annotation only where allowed. */
+export function selectConfig(sel: Pick<HandlerSelection, 'options' | 'annotations'>, log?: Logger, fallback: () => ShimConfig = defaultConfig): ShimConfig {
+  let cfg: ShimConfig | undefined;
+  const ro = unpackAny(sel.options, TYPE_URL.RuntimeOptions, runtimeOptions.Options);
+  if (ro) {
+    if (ro.configBody && ro.configBody.length > 0) cfg = parseConfig(Buffer.from(ro.configBody).toString('utf8'), 'runtime options ConfigBody');
+    else if (ro.configPath) cfg = loadConfigFile(ro.configPath);
+  }
+  const rc = cfg ? undefined : unpackAny(sel.options, TYPE_URL.RuncOptions, runcOptions.Options);
+  if (rc) {
+    cfg = {
+      handler: { type: 'runc', name: 'runc', binary: rc.binaryName || undefined, root: rc.root || undefined, options: rc.systemdCgroup ? { systemd_cgroup: true } : {} },
+      debug: false,
+      allowAnnotationOverride: false,
+      source: 'runc options',
+    };
+  }
+  if (!cfg && sel.options && sel.options.typeUrl !== TYPE_URL.RuntimeOptions) {
+    log?.warn({ typeUrl: sel.options.typeUrl }, 'unknown runtime options type: ignored');
+  }
+  cfg ??= fallback();
+  const wanted = sel.annotations[HANDLER_ANNOTATION];
+  if (wanted && wanted !== cfg.handler.type) {
+    if (!cfg.allowAnnotationOverride) {
+      log?.warn({ wanted, source: cfg.source }, `annotation ${HANDLER_ANNOTATION} ignored: allow_annotation_override is off`);
+    } else {
+      cfg = { ...cfg, handler: { type: wanted, name: wanted, options: {} }, source: `annotation ${HANDLER_ANNOTATION}` };
+    }
+  }
+  return cfg;
+}
+
+export class ConfiguredResolver implements HandlerResolver {
+  private readonly instances = new Map<string, TaskHandler>();
+
+  constructor(
+    private readonly factories: ReadonlyMap<string, HandlerFactory>,
+    private readonly ctx: HandlerContext,
+  ) {}
+
+  private factory(config: HandlerConfig, source: string): HandlerFactory {
+    const f = this.factories.get(config.type);
+    if (!f) {
+      throw failedPrecondition(
+        `unknown tsshim handler "${config.type}" (from ${source}): known handlers are ${[...this.factories.keys()].join(', ')}; fix "handler" in that config`,
+      );
+    }
+    return f;
+  }
+
+  async resolve(sel: HandlerSelection): Promise<TaskHandler> {
+    const cfg = selectConfig(sel, this.ctx.log);
+    const factory = this.factory(cfg.handler, cfg.source);
+    const key = JSON.stringify(cfg.handler);
+    let handler = this.instances.get(key);
+    if (!handler) {
+      handler = factory.create(cfg.handler, this.ctx);
+      this.instances.set(key, handler);
+    }
+    fs.writeFileSync(path.join(sel.bundle, BUNDLE_STATE_FILE), JSON.stringify({ handler: cfg.handler }), { mode: 0o600 });
+    this.ctx.log.info({ id: sel.id, handler: cfg.handler.name, type: cfg.handler.type, source: cfg.source }, 'handler selected');
+    return handler;
+  }
+
+  async cleanup(bundle: string, id: string): Promise<CleanupResult> {
+    let config: HandlerConfig;
+    try {
+      config = (JSON.parse(fs.readFileSync(path.join(bundle, BUNDLE_STATE_FILE), 'utf8')) as { handler: HandlerConfig }).handler;
+    } catch {
+      config = defaultConfig().handler; // Create never got as far as choosing: clean up as the default would
+    }
+    return this.factory(config, path.join(bundle, BUNDLE_STATE_FILE)).cleanup(config, bundle, id, this.ctx);
+  }
+}

@@ -1,0 +1,71 @@
+/**
+ * The composition root: the only place that builds the inversify container and
+ * binds concrete services. Everything else takes its dependencies as arguments.
+ */
+import { Container } from 'inversify';
+import type { Logger } from 'pino';
+import { HandlerFactory, type HandlerContext, type HandlerResolver, type OsServices } from '../shim-api/handler.js';
+import type { EventPublisher } from '../shim-api/events.js';
+import { TtrpcEventPublisher } from '../shim-api/events.js';
+import { reaper } from '../sys/reaper.js';
+import { mountAll, unmountAll } from '../sys/mount.js';
+import { handlerModules } from './modules.js';
+import { ConfiguredResolver } from './resolver.js';
+import { Context, Log, Os, Publisher, Resolver } from './tokens.js';
+
+export interface RootOptions {
+  namespace: string;
+  log: Logger;
+  /** containerd's ttrpc address for events; absent in the `delete` subcommand */
+  ttrpcAddress?: string;
+}
+
+const noPublisher: EventPublisher = {
+  publish() {},
+  async close() {},
+};
+
+export function osServices(): OsServices {
+  return {
+    run: (file, args, opts) => reaper.run(file, args, opts),
+    spawn: (file, args, opts) => reaper.spawnTracked(file, args, opts),
+    exits: reaper,
+    mountAll,
+    unmountAll,
+  };
+}
+
+export function buildContainer(opts: RootOptions): Container {
+  const c = new Container();
+  c.bind<Logger>(Log).toConstantValue(opts.log);
+  c.bind<EventPublisher>(Publisher).toConstantValue(
+    opts.ttrpcAddress ? new TtrpcEventPublisher(opts.ttrpcAddress, opts.namespace, opts.log.child({ component: 'events' })) : noPublisher,
+  );
+  c.bind<OsServices>(Os).toDynamicValue(() => osServices()).inSingletonScope();
+  c.bind<HandlerContext>(Context)
+    .toDynamicValue((ctx) => ({
+      namespace: opts.namespace,
+      publisher: ctx.get<EventPublisher>(Publisher),
+      log: ctx.get<Logger>(Log),
+      os: ctx.get<OsServices>(Os),
+    }))
+    .inSingletonScope();
+  c.load(...handlerModules);
+  c.bind<HandlerResolver>(Resolver)
+    .toDynamicValue((ctx) => {
+      const factories = new Map(ctx.getAll<HandlerFactory>(HandlerFactory).map((f) => [f.type, f] as const));
+      return new ConfiguredResolver(factories, ctx.get<HandlerContext>(Context));
+    })
+    .inSingletonScope();
+  return c;
+}
+
+export interface Composed {
+  resolver: HandlerResolver;
+  publisher: EventPublisher;
+}
+
+export function compose(opts: RootOptions): Composed {
+  const c = buildContainer(opts);
+  return { resolver: c.get<HandlerResolver>(Resolver), publisher: c.get<EventPublisher>(Publisher) };
+}

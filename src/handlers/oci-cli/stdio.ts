@@ -1,0 +1,278 @@
+/**
+ * A process's stdio as containerd's runc shim wires it: OS pipes towards the
+ * runtime (never Node's socketpairs: `echo > /dev/stdout` fails on those), copy
+ * loops towards the client's FIFOs, `file://` appends, `binary://` loggers, and
+ * the pty master received over the console socket for terminals.
+ */
+import fs from 'node:fs';
+import net from 'node:net';
+import tty from 'node:tty';
+import path from 'node:path';
+import { once } from 'node:events';
+import { finished } from 'node:stream/promises';
+import type { Readable, Writable } from 'node:stream';
+import type { ChildProcess } from 'node:child_process';
+import type { Logger } from 'pino';
+import { dup, pipe, setWinsize } from '../../sys/libc.js';
+import { ConsoleSocket } from '../../sys/console-socket.js';
+import { invalidArgument } from '../../shim-api/errors.js';
+
+export interface StdioConfig {
+  stdin: string;
+  stdout: string;
+  stderr: string;
+  terminal: boolean;
+}
+
+export interface StdioContext {
+  containerId: string;
+  namespace: string;
+  ioUid?: number;
+  ioGid?: number;
+  log: Logger;
+  /** spawn a tracked long-running child (binary:// loggers) */
+  spawn: (file: string, args: string[], opts: import('node:child_process').SpawnOptions) => ChildProcess;
+}
+
+type ChildFd = number | 'ignore';
+
+const { O_RDONLY, O_WRONLY, O_RDWR, O_NONBLOCK, O_APPEND, O_CREAT } = fs.constants;
+const LOGGER_KILL_AFTER_MS = 12_000;
+
+export class ProcessIO {
+  /** The runtime's stdio (the container's ends); closed in the shim once the process exists. */
+  readonly childFds: [ChildFd, ChildFd, ChildFd] = ['ignore', 'ignore', 'ignore'];
+  consoleSocket?: ConsoleSocket;
+  private readonly ownFds: number[] = [];
+  private readonly childOwned: number[] = [];
+  private readonly streams: Array<Readable | Writable | net.Socket> = [];
+  private readonly copies: Promise<unknown>[] = [];
+  private stdinHolder?: number;
+  private master?: number;
+  private logger?: ChildProcess;
+  private closed = false;
+
+  private constructor(
+    readonly config: StdioConfig,
+    private readonly ctx: StdioContext,
+  ) {}
+
+  static async open(config: StdioConfig, ctx: StdioContext): Promise<ProcessIO> {
+    const io = new ProcessIO(config, ctx);
+    try {
+      if (config.terminal) {
+        io.consoleSocket = await ConsoleSocket.create();
+      } else {
+        await io.openPipes();
+      }
+      return io;
+    } catch (err) {
+      await io.close(0);
+      throw err;
+    }
+  }
+
+  get hasStdin(): boolean {
+    return this.config.stdin !== '';
+  }
+
+  private track<T extends Readable | Writable | net.Socket>(s: T): T {
+    s.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code !== 'EIO' && err.code !== 'EPIPE' && err.code !== 'ECONNRESET') {
+        this.ctx.log.warn({ err: err.message, container: this.ctx.containerId }, 'stdio stream error');
+      }
+    });
+    this.streams.push(s);
+    return s;
+  }
+
+  private newPipe(): { read: number; write: number } {
+    const [read, write] = pipe();
+    return { read, write };
+  }
+
+  private chown(fd: number): void {
+    if (this.ctx.ioUid !== undefined || this.ctx.ioGid !== undefined) {
+      fs.fchownSync(fd, this.ctx.ioUid ?? 0, this.ctx.ioGid ?? 0);
+    }
+  }
+
+  private async openPipes(): Promise<void> {
+    const { stdin, stdout, stderr } = this.config;
+    if (stdin) {
+      const p = this.newPipe();
+      this.chown(p.read);
+      this.childFds[0] = p.read;
+      this.childOwned.push(p.read);
+      const sink = this.track(new net.Socket({ fd: p.write, readable: false, writable: true }));
+      const source = this.openFifoReader(stdin);
+      this.copies.push(copy(source, sink));
+    }
+    const binaryOut = parseUri(stdout);
+    if (binaryOut?.scheme === 'binary') {
+      await this.startLogger(binaryOut);
+      return;
+    }
+    const sameTarget = stdout !== '' && stdout === stderr;
+    for (const [i, target] of [[1, stdout], [2, stderr]] as const) {
+      if (!target) continue;
+      if (i === 2 && sameTarget) {
+        this.childFds[2] = this.childFds[1];
+        continue;
+      }
+      const uri = parseUri(target);
+      if (uri?.scheme === 'file') {
+        fs.mkdirSync(path.dirname(uri.path), { recursive: true });
+        const fd = fs.openSync(uri.path, O_WRONLY | O_APPEND | O_CREAT, 0o640);
+        this.chown(fd);
+        this.childFds[i] = fd;
+        this.childOwned.push(fd);
+        continue;
+      }
+      if (uri && uri.scheme !== 'fifo') throw invalidArgument(`unsupported stdio URI scheme "${uri.scheme}" in ${target}`);
+      const fifoPath = uri ? uri.path : target;
+      const p = this.newPipe();
+      this.chown(p.write);
+      this.childFds[i] = p.write;
+      this.childOwned.push(p.write);
+      const source = this.track(new net.Socket({ fd: p.read, readable: true, writable: false }));
+      const sink = this.openFifoWriter(fifoPath);
+      this.copies.push(copy(source, sink));
+    }
+  }
+
+  /** Client stdin FIFO: non-blocking reader plus a write handle we hold until CloseIO (runc-v2's stdinCloser). */
+  private openFifoReader(fifoPath: string): net.Socket {
+    const fd = fs.openSync(fifoPath, O_RDONLY | O_NONBLOCK);
+    this.stdinHolder = fs.openSync(fifoPath, O_WRONLY | O_NONBLOCK);
+    return this.track(new net.Socket({ fd, readable: true, writable: false }));
+  }
+
+  /** Client output FIFO, opened read-write: never blocks, never EPIPE when the client goes away. */
+  private openFifoWriter(fifoPath: string): net.Socket {
+    const fd = fs.openSync(fifoPath, O_RDWR | O_NONBLOCK);
+    return this.track(new net.Socket({ fd, readable: false, writable: true }));
+  }
+
+  private async startLogger(uri: ParsedUri): Promise<void> {
+    const out = this.newPipe();
+    const err = this.newPipe();
+    const ready = this.newPipe();
+    const args = [...uri.query.entries()].flatMap(([k, v]) => (v ? [k, v] : [k]));
+    const child = this.ctx.spawn(uri.path, args, {
+      stdio: ['ignore', 'ignore', 'ignore', out.read, err.read, ready.write],
+      env: { CONTAINER_ID: this.ctx.containerId, CONTAINER_NAMESPACE: this.ctx.namespace },
+      detached: false,
+    });
+    this.logger = child;
+    for (const fd of [out.read, err.read, ready.write]) fs.closeSync(fd);
+    const readiness = this.track(new net.Socket({ fd: ready.read, readable: true, writable: false }));
+    const spawnFailed = once(child, 'error').then(([e]) => {
+      throw invalidArgument(`cannot start logging binary ${uri.path}: ${(e as Error).message}`);
+    });
+    // ready when the logger writes a byte or closes fd 5 (or exits)
+    await Promise.race([
+      new Promise<void>((resolve) => {
+        readiness.once('data', () => resolve());
+        readiness.once('end', () => resolve());
+        readiness.once('close', () => resolve());
+      }),
+      spawnFailed,
+    ]);
+    readiness.destroy();
+    this.childFds[1] = out.write;
+    this.childFds[2] = err.write;
+    this.childOwned.push(out.write, err.write);
+  }
+
+  /** Terminal: wire the pty master received from the runtime. */
+  attachConsole(master: number): void {
+    this.master = master;
+    const { stdin, stdout } = this.config;
+    const reader = this.track(new tty.ReadStream(master));
+    if (stdout) {
+      const uri = parseUri(stdout);
+      let sink: Writable;
+      if (uri?.scheme === 'file') {
+        sink = this.track(fs.createWriteStream(uri.path, { flags: 'a' }));
+      } else {
+        sink = this.openFifoWriter(uri ? uri.path : stdout);
+      }
+      this.copies.push(copy(reader, sink));
+    } else {
+      reader.resume();
+    }
+    if (stdin) {
+      const writer = this.track(new tty.WriteStream(dup(master)));
+      const source = this.openFifoReader(stdin);
+      source.pipe(writer, { end: false });
+    }
+  }
+
+  /** After the runtime returned: the container holds its ends, the shim must not. */
+  closeChildEnds(): void {
+    for (const fd of this.childOwned.splice(0)) safeClose(fd);
+  }
+
+  /** CloseIO(stdin): drop the write handle we held on the client's stdin FIFO. */
+  closeStdin(): void {
+    if (this.stdinHolder !== undefined) {
+      safeClose(this.stdinHolder);
+      this.stdinHolder = undefined;
+    }
+  }
+
+  resize(width: number, height: number): void {
+    if (this.master !== undefined) setWinsize(this.master, height, width);
+  }
+
+  /** Wait up to `drainMs` for output copies to finish, then release everything. */
+  async close(drainMs = 2000): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.closeChildEnds();
+    if (drainMs > 0 && this.copies.length > 0) {
+      await Promise.race([Promise.allSettled(this.copies), new Promise((r) => setTimeout(r, drainMs).unref())]);
+    }
+    this.closeStdin();
+    for (const s of this.streams) s.destroy();
+    this.consoleSocket?.close();
+    for (const fd of this.ownFds) safeClose(fd);
+    const logger = this.logger;
+    if (logger && logger.exitCode === null) {
+      logger.kill('SIGTERM');
+      const t = setTimeout(() => logger.kill('SIGKILL'), LOGGER_KILL_AFTER_MS);
+      t.unref();
+      logger.once('exit', () => clearTimeout(t));
+    }
+  }
+}
+
+interface ParsedUri {
+  scheme: string;
+  path: string;
+  query: URLSearchParams;
+}
+
+/** `binary:///bin/logger?k=v`, `file:///var/log/x`, `fifo:///...`; a plain path is not a URI. */
+export function parseUri(s: string): ParsedUri | undefined {
+  const m = /^([a-z][a-z0-9+.-]*):\/\//i.exec(s);
+  if (!m) return undefined;
+  const u = new URL(s);
+  return { scheme: m[1]!.toLowerCase(), path: decodeURIComponent(u.pathname), query: u.searchParams };
+}
+
+function copy(source: Readable, sink: Writable): Promise<void> {
+  source.pipe(sink);
+  return finished(source).catch(() => undefined).then(() => {
+    sink.end();
+  });
+}
+
+function safeClose(fd: number): void {
+  try {
+    fs.closeSync(fd);
+  } catch {
+    /* already closed */
+  }
+}

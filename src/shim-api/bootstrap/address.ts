@@ -1,0 +1,21 @@
+/** Where a shim listens: one socket per (containerd, namespace, group), as runc-v2 computes it. */
+import { createHash } from 'node:crypto';
+
+export const SOCKET_DIR = '/run/containerd/s';
+
+/** Grouping as runc-v2: explicit group annotation, else the CRI sandbox id, else the task id. */
+export function groupOf(id: string, annotations: Record<string, string>): string {
+  return annotations['io.containerd.runc.v2.group'] || annotations['io.kubernetes.cri.sandbox-id'] || id;
+}
+
+/**
+ * runc-v2 hashes `<containerd address>/<namespace>/<group>`; we salt it with our
+ * runtime name so a tsshim task and a runc-v2 task of the same id never share a socket.
+ */
+export function socketPath(containerdAddress: string, namespace: string, group: string): string {
+  const h = createHash('sha256').update(`io.containerd.tsshim.v2:${containerdAddress}/${namespace}/${group}`).digest('hex');
+  return `${SOCKET_DIR}/${h}`;
+}
+
+export const toAddress = (path: string) => `unix://${path}`;
+export const fromAddress = (address: string) => address.replace(/^unix:\/\//, '');

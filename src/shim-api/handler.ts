@@ -1,0 +1,106 @@
+/**
+ * The handler port: what a backend implements to serve containerd's task API.
+ * shim-api owns this contract and never imports a handler; the composition root
+ * binds concrete handlers by name.
+ */
+import type { Any, task } from './proto/index.js';
+
+/** A backend serving one or more containers of this shim. */
+export interface TaskHandler {
+  /** Handler name as configured (e.g. "runc", "gvisor", "kata"). */
+  readonly name: string;
+  create(req: task.CreateTaskRequest): Promise<task.CreateTaskResponse>;
+  start(req: task.StartRequest): Promise<task.StartResponse>;
+  delete(req: task.DeleteRequest): Promise<task.DeleteResponse>;
+  pids(req: task.PidsRequest): Promise<task.PidsResponse>;
+  pause(req: task.PauseRequest): Promise<void>;
+  resume(req: task.ResumeRequest): Promise<void>;
+  checkpoint(req: task.CheckpointTaskRequest): Promise<void>;
+  kill(req: task.KillRequest): Promise<void>;
+  exec(req: task.ExecProcessRequest): Promise<void>;
+  resizePty(req: task.ResizePtyRequest): Promise<void>;
+  closeIO(req: task.CloseIORequest): Promise<void>;
+  update(req: task.UpdateTaskRequest): Promise<void>;
+  wait(req: task.WaitRequest): Promise<task.WaitResponse>;
+  stats(req: task.StatsRequest): Promise<task.StatsResponse>;
+  state(req: task.StateRequest): Promise<task.StateResponse>;
+  /** Pid of the container's init process, 0 when unknown (Connect). */
+  taskPid(id: string): number;
+  /** Containers created through this handler and not yet deleted. */
+  containerCount(): number;
+  /** Release everything this handler holds (shim exit). */
+  close(): Promise<void>;
+}
+
+/** What the `delete` subcommand reports: containerd's task.DeleteResponse fields. */
+export interface CleanupResult {
+  pid: number;
+  exitStatus: number;
+}
+
+/** What selects a handler for a new task. */
+export interface HandlerSelection {
+  /** Options Any from task.CreateTaskRequest (or `start` stdin). */
+  options?: Any;
+  /** Annotations of the container's OCI spec. */
+  annotations: Record<string, string>;
+  bundle: string;
+  id: string;
+}
+
+/** Resolves a handler for a task; implemented by the composition root. */
+export interface HandlerResolver {
+  resolve(sel: HandlerSelection): Promise<TaskHandler>;
+  /**
+   * The `delete` subcommand: the shim daemon of this bundle is gone (or finished);
+   * force-remove what the task left behind, using the state its handler recorded in the bundle.
+   */
+  cleanup(bundle: string, id: string): Promise<CleanupResult>;
+}
+
+/** A handler entry as configured (config file, runtime options), after defaults. */
+export interface HandlerConfig {
+  /** Handler type: which factory builds it ("runc", "gvisor", "youki", "kata", "oci"). */
+  type: string;
+  /** Name shown in logs and errors; the runtime entry's name when known. */
+  name: string;
+  /** Backend binary override (runc Options.BinaryName, `binary` in the config). */
+  binary?: string;
+  /** Backend state root override (runc Options.Root, `root` in the config). */
+  root?: string;
+  /** Handler-specific settings (`[options]` table). */
+  options: Record<string, unknown>;
+}
+
+/** Process-level services the composition root gives every handler. */
+export interface HandlerContext {
+  namespace: string;
+  publisher: import('./events.js').EventPublisher;
+  log: import('pino').Logger;
+  /** Everything a handler needs from the operating system, solved once in src/sys. */
+  os: OsServices;
+}
+
+/** The OS primitives Node lacks (reaping, mounts, tracked spawns), behind one interface. */
+export interface OsServices {
+  run(file: string, args: string[], opts?: { cwd?: string; input?: string | Uint8Array; env?: Record<string, string>; timeoutMs?: number; stdio?: Array<number | 'ignore' | 'pipe'> }): Promise<{ exitCode: number; signal?: string; stdout: string; stderr: string; failed: boolean }>;
+  spawn(file: string, args: string[], opts: import('node:child_process').SpawnOptions): import('node:child_process').ChildProcess;
+  exits: {
+    on(event: 'exit', fn: (e: { pid: number; status: number; exitedAt: Date }) => void): unknown;
+    off(event: 'exit', fn: (e: { pid: number; status: number; exitedAt: Date }) => void): unknown;
+  };
+  mountAll(mounts: Array<{ type: string; source: string; target?: string; options: string[] }>, rootfs: string): void;
+  unmountAll(target: string): void;
+}
+
+/** What each handler folder contributes (bound by its inversify module). */
+export interface HandlerFactory {
+  /** The handler type this factory builds. */
+  readonly type: string;
+  create(config: HandlerConfig, ctx: HandlerContext): TaskHandler;
+  /** `delete` subcommand: remove what a task of this handler left in `bundle`. */
+  cleanup(config: HandlerConfig, bundle: string, id: string, ctx: HandlerContext): Promise<CleanupResult>;
+}
+
+/** DI token for HandlerFactory (a plain symbol: shim-api does not import inversify). */
+export const HandlerFactory = Symbol.for('tsshim.HandlerFactory');
