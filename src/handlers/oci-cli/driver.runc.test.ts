@@ -1,0 +1,225 @@
+/**
+ * OciCliDriver against the real runc with a real busybox bundle and a private
+ * --root under /tmp. Container stdio is a real pipe (a FIFO opened at both ends):
+ * Node's 'pipe' would hand runc unix sockets. The container init is re-parented
+ * to PID 1 when `runc create` exits (this test is no subreaper); that is fine here.
+ */
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { execa } from 'execa';
+import {
+  closeSync,
+  constants as fsc,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  readSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
+import path from 'node:path';
+import { ShimError } from '../../shim-api/errors.js';
+import { OciCliDriver, readPidFile } from './driver.js';
+import { execaRunner } from './testing/execa-runner.js';
+import { runcProfile } from '../runc/profile.js';
+
+const BUSYBOX = ['/bin/busybox', '/usr/bin/busybox'].find((p) => existsSync(p));
+const runcPath = (await execa('sh', ['-c', 'command -v runc'], { reject: false })).stdout.trim();
+const usable = process.getuid?.() === 0 && BUSYBOX !== undefined && runcPath !== '';
+
+const top = mkdtempSync('/tmp/tsshim-runc-test-');
+const root = path.join(top, 'root');
+const ns = 'tsshim-test';
+const suffix = `${process.pid}-${Date.now().toString(36)}`;
+const ID = `tsshim-drv-${suffix}`;
+const BAD_ID = `tsshim-drv-bad-${suffix}`;
+
+/** A bundle: busybox rootfs + `runc spec` with terminal false and the given args. */
+async function makeBundle(name: string, args: string[]): Promise<string> {
+  const bundle = path.join(top, name);
+  const bin = path.join(bundle, 'rootfs', 'bin');
+  mkdirSync(bin, { recursive: true });
+  copyFileSync(BUSYBOX!, path.join(bin, 'busybox'));
+  for (const applet of ['sh', 'sleep', 'true', 'cat', 'echo']) symlinkSync('busybox', path.join(bin, applet));
+  await execa('runc', ['spec'], { cwd: bundle });
+  const spec = JSON.parse(readFileSync(path.join(bundle, 'config.json'), 'utf8'));
+  spec.process.terminal = false;
+  spec.process.args = args;
+  spec.process.env = ['PATH=/bin'];
+  writeFileSync(path.join(bundle, 'config.json'), JSON.stringify(spec, null, 2));
+  return bundle;
+}
+
+/** A FIFO opened at both ends: a real pipe whose write end can be given to runc. */
+async function realPipe(dir: string, name: string): Promise<{ r: number; w: number }> {
+  const p = path.join(dir, name);
+  await execa('mkfifo', [p]);
+  const r = openSync(p, fsc.O_RDONLY | fsc.O_NONBLOCK);
+  const w = openSync(p, fsc.O_WRONLY);
+  return { r, w };
+}
+
+async function readUntil(fd: number, needle: string, timeoutMs = 5000): Promise<string> {
+  const buf = Buffer.alloc(4096);
+  let out = '';
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    try {
+      const n = readSync(fd, buf, 0, buf.length, null);
+      if (n > 0) out += buf.subarray(0, n).toString('utf8');
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EAGAIN') throw e;
+    }
+    if (out.includes(needle)) return out;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return out;
+}
+
+async function waitForStatus(d: OciCliDriver, id: string, status: string, timeoutMs = 5000): Promise<string> {
+  const deadline = Date.now() + timeoutMs;
+  let last = '';
+  while (Date.now() < deadline) {
+    last = (await d.state(id)).status;
+    if (last === status) return last;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  return last;
+}
+
+function pidsMax(pid: number): string {
+  const line = readFileSync(`/proc/${pid}/cgroup`, 'utf8')
+    .split('\n')
+    .find((l) => /^\d+:([^:]*,)?pids(,[^:]*)?:/.test(l));
+  assert.ok(line, 'pids cgroup of the init');
+  const rel = line!.split(':').slice(2).join(':');
+  return readFileSync(path.join('/sys/fs/cgroup/pids', rel, 'pids.max'), 'utf8').trim();
+}
+
+const fds: number[] = [];
+
+test('real runc: create, start, ps, exec, update, pause, resume, kill 9, delete', async () => {
+  if (!usable) {
+    console.log('skipped: needs root, busybox and runc');
+    return;
+  }
+  const bundle = await makeBundle('bundle', ['sh', '-c', 'echo hello-from-container; sleep 1000']);
+  const d = new OciCliDriver({ profile: runcProfile, root, namespace: ns, bundle }, execaRunner);
+  assert.is(d.root, path.join(root, ns));
+
+  const out = await realPipe(top, 'out');
+  const devnull = openSync('/dev/null', 'r');
+  fds.push(out.r, out.w, devnull);
+
+  const pidFile = path.join(bundle, 'init.pid');
+  await d.create(ID, { pidFile, stdio: [devnull, out.w, out.w] });
+  const pid = await readPidFile(pidFile);
+  assert.ok(pid > 1);
+  const created = await d.state(ID);
+  assert.equal(created, { id: ID, pid, status: 'created', bundle });
+  assert.ok(existsSync(path.join(root, ns, ID, 'state.json')), 'state lives under <root>/<namespace>/<id>');
+
+  await d.start(ID);
+  const text = await readUntil(out.r, 'hello-from-container\n');
+  assert.ok(text.includes('hello-from-container\n'), `container output via the pipe: ${JSON.stringify(text)}`);
+  assert.is((await d.state(ID)).status, 'running');
+
+  const pids = await d.ps(ID);
+  assert.ok(pids.includes(pid), `ps ${JSON.stringify(pids)} contains init pid ${pid}`);
+
+  const processJson = path.join(top, 'exec1.json');
+  writeFileSync(
+    processJson,
+    JSON.stringify({ terminal: false, user: { uid: 0, gid: 0 }, args: ['sh', '-c', 'echo exec-says-$((6*7))'], env: ['PATH=/bin'], cwd: '/' }),
+  );
+  const execPidFile = path.join(bundle, 'exec1.pid');
+  await d.exec(ID, { processJsonPath: processJson, pidFile: execPidFile, stdio: [devnull, out.w, out.w] });
+  assert.ok((await readPidFile(execPidFile)) > 1);
+  const execText = await readUntil(out.r, 'exec-says-42\n');
+  assert.ok(execText.includes('exec-says-42\n'), `exec output: ${JSON.stringify(execText)}`);
+
+  await d.update(ID, JSON.stringify({ pids: { limit: 77 } }));
+  assert.is(pidsMax(pid), '77', 'update --resources - applied the stdin JSON');
+
+  await d.pause(ID);
+  assert.is((await d.state(ID)).status, 'paused');
+  await d.resume(ID);
+  assert.is((await d.state(ID)).status, 'running');
+
+  await d.kill(ID, 9);
+  assert.is(await waitForStatus(d, ID, 'stopped'), 'stopped');
+  // kill --all on a stopped container succeeds with runc 1.1 (observed by containerd's shim too).
+  await d.kill(ID, 9, true);
+
+  await d.delete(ID);
+  assert.not.ok(existsSync(path.join(root, ns, ID)));
+  try {
+    await d.state(ID);
+    assert.unreachable('state after delete');
+  } catch (e) {
+    assert.instance(e, ShimError);
+    assert.is((e as ShimError).kind, 'NotFound');
+    assert.match((e as ShimError).message, /^OCI runtime state failed: runc state failed: container does not exist: exit status 1$/);
+  }
+  try {
+    await d.kill(ID, 15);
+    assert.unreachable('kill after delete');
+  } catch (e) {
+    assert.is((e as ShimError).kind, 'NotFound');
+  }
+});
+
+test('real runc: a failing create reports runc\'s own words from log.json', async () => {
+  if (!usable) return;
+  const bundle = await makeBundle('bad-bundle', ['/does-not-exist']);
+  const d = new OciCliDriver({ profile: runcProfile, root, namespace: ns, bundle }, execaRunner);
+  const devnull = openSync('/dev/null', 'r+');
+  fds.push(devnull);
+  try {
+    await d.create(BAD_ID, { pidFile: path.join(bundle, 'init.pid'), stdio: [devnull, devnull, devnull] });
+    assert.unreachable('create of /does-not-exist succeeded');
+  } catch (e) {
+    assert.instance(e, ShimError);
+    const se = e as ShimError;
+    assert.is(se.kind, 'Unknown');
+    assert.match(se.message, /^OCI runtime create failed: runc create failed: /);
+    assert.match(se.message, /\/does-not-exist/);
+    assert.match(se.message, /no such file or directory: exit status 1$/);
+    // The words come from runc's log.json, not from stderr (stderr went to /dev/null).
+    const log = readFileSync(path.join(bundle, 'log.json'), 'utf8');
+    const detail = se.message.replace(/^OCI runtime create failed: /, '').replace(/: exit status 1$/, '');
+    assert.ok(log.includes(JSON.stringify(detail).slice(1, -1)), `log.json holds ${detail}`);
+  } finally {
+    await d.delete(BAD_ID, { force: true }).catch(() => undefined);
+  }
+});
+
+test('real runc: features document', async () => {
+  if (!usable) return;
+  const d = new OciCliDriver({ profile: runcProfile, root, namespace: ns, bundle: top }, execaRunner);
+  const f = (await d.features()) as Record<string, unknown>;
+  assert.type(f.ociVersionMin, 'string');
+  assert.type(f.ociVersionMax, 'string');
+});
+
+test.after(async () => {
+  if (usable) {
+    for (const id of [ID, BAD_ID]) {
+      await execa('runc', ['--root', path.join(root, ns), 'delete', '--force', id], { reject: false });
+    }
+  }
+  for (const fd of fds) {
+    try {
+      closeSync(fd);
+    } catch {
+      /* already closed */
+    }
+  }
+  rmSync(top, { recursive: true, force: true });
+});
+
+test.run();

@@ -1,0 +1,112 @@
+/**
+ * OciCliDriver with gvisorProfile against the real runsc (ptrace platform, no
+ * network) and a private --root under /tmp: checks that the profile's argv is
+ * accepted by the installed runsc, including exec --internal-pid-file and
+ * gVisor's own checkpoint/restore. Sandbox processes are re-parented to PID 1.
+ */
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { execa } from 'execa';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { ShimError } from '../../shim-api/errors.js';
+import { OciCliDriver, readPidFile } from './driver.js';
+import { execaRunner } from './testing/execa-runner.js';
+import { gvisorProfile } from '../gvisor/profile.js';
+
+const BUSYBOX = ['/bin/busybox', '/usr/bin/busybox'].find((p) => existsSync(p));
+const runscPath = (await execa('sh', ['-c', 'command -v runsc'], { reject: false })).stdout.trim();
+const usable = process.getuid?.() === 0 && BUSYBOX !== undefined && runscPath !== '';
+
+const top = mkdtempSync('/tmp/tsshim-runsc-test-');
+const root = path.join(top, 'root');
+const ns = 'tsshim-test';
+const suffix = `${process.pid}-${Date.now().toString(36)}`;
+const ID = `tsshim-rsc-${suffix}`;
+const RESTORED = `tsshim-rsc-restored-${suffix}`;
+
+async function makeBundle(name: string, args: string[]): Promise<string> {
+  const bundle = path.join(top, name);
+  const bin = path.join(bundle, 'rootfs', 'bin');
+  mkdirSync(bin, { recursive: true });
+  copyFileSync(BUSYBOX!, path.join(bin, 'busybox'));
+  for (const applet of ['sh', 'sleep', 'true']) symlinkSync('busybox', path.join(bin, applet));
+  await execa('runsc', ['spec'], { cwd: bundle });
+  const spec = JSON.parse(readFileSync(path.join(bundle, 'config.json'), 'utf8'));
+  spec.process.terminal = false;
+  spec.process.args = args;
+  spec.process.env = ['PATH=/bin'];
+  writeFileSync(path.join(bundle, 'config.json'), JSON.stringify(spec, null, 2));
+  return bundle;
+}
+
+async function expectKind(p: Promise<unknown>, kind: string): Promise<string> {
+  try {
+    await p;
+  } catch (e) {
+    assert.instance(e, ShimError);
+    assert.is((e as ShimError).kind, kind, (e as Error).message);
+    return (e as Error).message;
+  }
+  assert.unreachable(`expected ${kind}`);
+  return '';
+}
+
+test('real runsc: create, start, ps (sandbox pids), exec, pause, resume, checkpoint, restore, kill, delete', async () => {
+  if (!usable) {
+    console.log('skipped: needs root, busybox and runsc');
+    return;
+  }
+  const bundle = await makeBundle('bundle', ['sleep', '1000']);
+  const d = new OciCliDriver({ profile: gvisorProfile, root, namespace: ns, bundle }, execaRunner);
+
+  await d.create(ID, { pidFile: path.join(bundle, 'init.pid'), noPivot: true });
+  const pid = await readPidFile(path.join(bundle, 'init.pid'));
+  assert.equal(await d.state(ID), { id: ID, pid, status: 'created', bundle });
+  await d.start(ID);
+  assert.is((await d.state(ID)).status, 'running');
+  assert.equal(await d.ps(ID), [1], 'runsc ps lists the sandbox-internal pid of the init');
+
+  const pj = path.join(top, 'exec.json');
+  writeFileSync(pj, JSON.stringify({ terminal: false, user: { uid: 0, gid: 0 }, args: ['sleep', '1000'], env: ['PATH=/bin'], cwd: '/' }));
+  await d.exec(ID, { processJsonPath: pj, pidFile: path.join(top, 'exec.pid'), internalPidFile: path.join(top, 'exec.ipid') });
+  assert.ok((await readPidFile(path.join(top, 'exec.pid'))) > 1, 'host pid of the runsc exec helper');
+  const inner = await readPidFile(path.join(top, 'exec.ipid'));
+  assert.ok((await d.ps(ID)).includes(inner), 'internal pid is one of the sandbox pids');
+
+  await d.pause(ID);
+  assert.is((await d.state(ID)).status, 'paused');
+  await d.resume(ID);
+  assert.is((await d.state(ID)).status, 'running');
+
+  await expectKind(d.update(ID, '{}'), 'Unimplemented');
+  await expectKind(d.checkpoint(ID, { imagePath: path.join(top, 'img'), fileLocks: true }), 'Unimplemented');
+
+  const img = path.join(top, 'img');
+  mkdirSync(img);
+  await d.checkpoint(ID, { imagePath: img, workPath: path.join(top, 'work') });
+  assert.ok(existsSync(path.join(img, 'checkpoint.img')), 'gVisor state file written');
+  assert.is((await d.state(ID)).status, 'stopped', 'checkpoint without --leave-running stops the sandbox');
+  await d.delete(ID, { force: true });
+
+  await d.restore(RESTORED, { imagePath: img, pidFile: path.join(bundle, 'restored.pid'), detach: true });
+  const rpid = await readPidFile(path.join(bundle, 'restored.pid'));
+  assert.is((await d.state(RESTORED)).status, 'running', 'restore starts the container');
+  assert.is((await d.state(RESTORED)).pid, rpid);
+
+  await d.kill(RESTORED, 9, true);
+  await d.delete(RESTORED, { force: true });
+  assert.match(await expectKind(d.kill(RESTORED, 9), 'NotFound'), /^OCI runtime kill failed: runsc kill failed: .*does not exist: exit status 128$/);
+  await expectKind(d.state(RESTORED), 'NotFound');
+});
+
+test.after(async () => {
+  if (usable) {
+    for (const id of [ID, RESTORED]) {
+      await execa('runsc', ['--root', path.join(root, ns), 'delete', '--force', id], { reject: false });
+    }
+  }
+  rmSync(top, { recursive: true, force: true });
+});
+
+test.run();
