@@ -1,5 +1,8 @@
 /** Every handler module the shim ships. Adding a handler = one folder + one line here. */
 import type { ContainerModule } from 'inversify';
 import { runcHandlerModule } from '../handlers/runc/module.js';
+import { gvisorHandlerModule } from '../handlers/gvisor/module.js';
+import { youkiHandlerModule } from '../handlers/youki/module.js';
+import { genericHandlerModule } from '../handlers/generic/module.js';
 
-export const handlerModules: readonly ContainerModule[] = [runcHandlerModule];
+export const handlerModules: readonly ContainerModule[] = [runcHandlerModule, gvisorHandlerModule, youkiHandlerModule, genericHandlerModule];

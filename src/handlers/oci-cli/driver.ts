@@ -30,7 +30,7 @@ export interface DriverConfig {
   timeoutMs?: number;
 }
 
-export type Stdio3 = [number, number, number];
+export type Stdio3 = [StdioSlot, StdioSlot, StdioSlot];
 
 export interface CreateOptions {
   pidFile: string;

@@ -221,7 +221,7 @@ export class OciTaskHandler implements TaskHandler {
           consoleSocket,
           noPivot: opts?.noPivotRoot || undefined,
           noNewKeyring: opts?.noNewKeyring || undefined,
-          stdio: io!.childFds.map((f) => (f === 'ignore' ? -1 : f)) as [number, number, number],
+          stdio: io!.childFds,
         }),
       );
       c.init.pid = await this.readPid(pidFile);
@@ -287,7 +287,7 @@ export class OciTaskHandler implements TaskHandler {
           processJsonPath,
           pidFile,
           consoleSocket,
-          stdio: io.childFds.map((f) => (f === 'ignore' ? -1 : f)) as [number, number, number],
+          stdio: io.childFds,
         }),
       );
       p.pid = await this.readPid(pidFile);

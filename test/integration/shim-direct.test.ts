@@ -1,0 +1,183 @@
+// The shim driven directly over our ttrpc client, as containerd would, without
+// containerd: start/delete subcommands, bad input, error codes, events on the wire.
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { Client, Code, Server, TtrpcError, encodeFrame } from '../../src/ttrpc/index.js';
+import { task, eventsService, events, runcOptions, packAny, TYPE_URL, SERVICE, Status } from '../../src/shim-api/proto/index.js';
+import { makeBundle } from '../helpers/bundle.js';
+import { REPO_ROOT, waitFor, isAlive } from '../helpers/proc.js';
+import { mkfifo } from '../../src/sys/libc.js';
+
+const SHIM = path.join(REPO_ROOT, 'bin', 'containerd-shim-tsshim-v2');
+const NS = 'tsshim-direct';
+
+interface Ctx {
+  dir: string;
+  events: Array<{ topic: string; event: { typeUrl: string; value: Uint8Array } }>;
+  eventServer: Server;
+  eventsSock: string;
+  fakeAddress: string;
+  logFds: number[];
+}
+const t = suite<Ctx>('shim-direct');
+
+t.before(async (ctx) => {
+  ctx.dir = fs.mkdtempSync('/run/tsshim-direct-');
+  ctx.events = [];
+  ctx.logFds = [];
+  ctx.eventsSock = path.join(ctx.dir, 'events.sock');
+  ctx.fakeAddress = path.join(ctx.dir, 'containerd.sock');
+  ctx.eventServer = new Server();
+  ctx.eventServer.register(SERVICE.Events, {
+    Forward: async (payload) => {
+      const req = eventsService.ForwardRequest.decode(payload);
+      ctx.events.push({ topic: req.envelope!.topic, event: req.envelope!.event! });
+      return undefined;
+    },
+  });
+  await ctx.eventServer.listen(ctx.eventsSock);
+});
+t.after(async (ctx) => {
+  await ctx.eventServer.close();
+  for (const fd of ctx.logFds) fs.closeSync(fd);
+  fs.rmSync(ctx.dir, { recursive: true, force: true });
+});
+
+function newBundle(ctx: Ctx, id: string, args: string[]): string {
+  const b = makeBundle(path.join(ctx.dir, id), { args, hostNetwork: true });
+  mkfifo(path.join(b, 'log'), 0o600);
+  // containerd keeps a reader on the log FIFO; so do we.
+  ctx.logFds.push(fs.openSync(path.join(b, 'log'), fs.constants.O_RDWR | fs.constants.O_NONBLOCK));
+  return b;
+}
+
+function shimStart(ctx: Ctx, bundle: string, id: string, stdin: Buffer = Buffer.alloc(0)) {
+  return spawnSync(SHIM, ['-namespace', NS, '-address', ctx.fakeAddress, '-publish-binary', '/bin/false', '-id', id, 'start'], {
+    cwd: bundle,
+    input: stdin,
+    env: { ...process.env, TTRPC_ADDRESS: ctx.eventsSock },
+    encoding: 'buffer',
+  });
+}
+
+async function expectCode(p: Promise<unknown>, code: Code, match?: RegExp): Promise<TtrpcError> {
+  try {
+    await p;
+  } catch (err) {
+    assert.instance(err, TtrpcError);
+    assert.is((err as TtrpcError).code, code, `${(err as Error).message}`);
+    if (match) assert.match((err as Error).message, match);
+    return err as TtrpcError;
+  }
+  assert.unreachable(`expected ttrpc code ${Code[code]}`);
+  throw new Error('unreachable');
+}
+
+const call = <T>(c: Client, method: string, codec: { encode(m: any): { finish(): Uint8Array }; fromPartial(m: any): any }, req: unknown, resCodec?: { decode(b: Uint8Array): T }) =>
+  c.call(SERVICE.Task, method, codec.encode(codec.fromPartial(req)).finish()).then((b) => (resCodec ? resCodec.decode(b) : (b as unknown as T)));
+
+t('start prints only a unix:// address, tolerates malformed options on stdin, and the socket is listening', async (ctx) => {
+  const id = 'direct1';
+  const bundle = newBundle(ctx, id, ['sh', '-c', 'echo hello > /tmp/x; exit 7']);
+  const r = shimStart(ctx, bundle, id, Buffer.from([0xff, 0x00, 0x13, 0x37]));
+  assert.is(r.status, 0, r.stderr.toString());
+  assert.is(r.stderr.length, 0, 'nothing on stderr');
+  const address = r.stdout.toString();
+  assert.match(address, /^unix:\/\/\/run\/containerd\/s\/[0-9a-f]{64}$/);
+  assert.is(fs.readFileSync(path.join(bundle, 'address'), 'utf8'), address);
+  const client = await Client.connect(address.slice('unix://'.length));
+  try {
+    // bad ids: InvalidArgument, nothing created
+    for (const bad of ['../x', 'a/b', 'a\0b']) {
+      await expectCode(call(client, 'Create', task.CreateTaskRequest, { id: bad, bundle }), Code.InvalidArgument, /identifier|id/);
+      await expectCode(call(client, 'State', task.StateRequest, { id: bad }), Code.InvalidArgument);
+    }
+    await expectCode(call(client, 'State', task.StateRequest, { id: 'nosuch' }), Code.NotFound);
+    await expectCode(client.call(SERVICE.Task, 'Frobnicate', new Uint8Array()), Code.Unimplemented, /Frobnicate/);
+    await expectCode(client.call('containerd.task.v3.Nope', 'State', new Uint8Array()), Code.Unimplemented);
+    // missing runtime binary: FailedPrecondition naming it; nothing mounted, shim still serving
+    const opts = packAny(TYPE_URL.RuncOptions, runcOptions.Options, runcOptions.Options.fromPartial({ binaryName: '/nonexistent/runc-missing' }));
+    await expectCode(call(client, 'Create', task.CreateTaskRequest, { id, bundle, options: opts }), Code.FailedPrecondition, /runc-missing/);
+    // invalid spec: InvalidArgument
+    const badBundle = path.join(ctx.dir, 'badspec');
+    fs.mkdirSync(badBundle);
+    fs.writeFileSync(path.join(badBundle, 'config.json'), '{not json');
+    await expectCode(call(client, 'Create', task.CreateTaskRequest, { id: 'badspec', bundle: badBundle }), Code.InvalidArgument, /invalid OCI spec/);
+
+    // a malformed frame on another connection does not disturb this one
+    const raw = net.connect(address.slice('unix://'.length));
+    await new Promise((res) => raw.once('connect', res));
+    raw.write(Buffer.from([0, 0, 0, 5, 0, 0, 0, 1, 1, 0, 0xff, 0xff, 0xff, 0xff, 0xff]));
+    raw.write(encodeFrame(2, 1, 0, new Uint8Array([1, 2, 3])));
+    await new Promise((res) => setTimeout(res, 100));
+    raw.destroy();
+
+    // a real task: file:// stdout, exit 7
+    const out = path.join(ctx.dir, 'direct1.out');
+    const created = await call(client, 'Create', task.CreateTaskRequest, { id, bundle, stdout: `file://${out}`, stderr: `file://${out}` }, task.CreateTaskResponse);
+    assert.ok(created.pid > 0);
+    const state = await call(client, 'State', task.StateRequest, { id }, task.StateResponse);
+    assert.is(state.status, Status.CREATED);
+    const waiting = call(client, 'Wait', task.WaitRequest, { id }, task.WaitResponse);
+    const started = await call(client, 'Start', task.StartRequest, { id }, task.StartResponse);
+    assert.is(started.pid, created.pid);
+    const waited = await waiting;
+    assert.is(waited.exitStatus, 7);
+    await expectCode(call(client, 'Start', task.StartRequest, { id }), Code.Unknown, /cannot start/);
+    await expectCode(call(client, 'Kill', task.KillRequest, { id, signal: 9 }), Code.NotFound, /already finished/);
+    const conn = await call(client, 'Connect', task.ConnectRequest, { id }, task.ConnectResponse);
+    assert.is(conn.taskPid, created.pid);
+    assert.ok(conn.shimPid > 0 && isAlive(conn.shimPid));
+    const del = await call(client, 'Delete', task.DeleteRequest, { id }, task.DeleteResponse);
+    assert.is(del.exitStatus, 7);
+    assert.is(del.pid, created.pid);
+    await expectCode(call(client, 'Delete', task.DeleteRequest, { id }), Code.NotFound);
+    await call(client, 'Shutdown', task.ShutdownRequest, { id });
+    assert.ok(await waitFor(() => !isAlive(conn.shimPid), 5000), 'shim exits after Shutdown with no task left');
+    assert.not.ok(fs.existsSync(address.slice('unix://'.length)), 'socket removed');
+    // events on the wire, in order
+    await waitFor(() => ctx.events.length >= 4, 3000);
+    const topics = ctx.events.map((e) => e.topic);
+    assert.equal(topics, ['/tasks/create', '/tasks/start', '/tasks/exit', '/tasks/delete']);
+    const exit = events.TaskExit.decode(ctx.events[2]!.event.value);
+    assert.equal({ containerId: exit.containerId, id: exit.id, pid: exit.pid, exitStatus: exit.exitStatus }, { containerId: id, id, pid: created.pid, exitStatus: 7 });
+  } finally {
+    client.close();
+  }
+});
+
+t('delete subcommand prints exactly one DeleteResponse and is idempotent', async (ctx) => {
+  const id = 'direct2';
+  const bundle = newBundle(ctx, id, ['sleep', '100']);
+  fs.writeFileSync(path.join(bundle, 'init.pid'), '4242');
+  for (let i = 0; i < 2; i++) {
+    const r = spawnSync(SHIM, ['-namespace', NS, '-address', ctx.fakeAddress, '-publish-binary', '/bin/false', '-id', id, '-bundle', bundle, 'delete'], { cwd: bundle, encoding: 'buffer' });
+    assert.is(r.status, 0, r.stderr.toString());
+    const resp = task.DeleteResponse.decode(r.stdout);
+    assert.is(resp.pid, 4242);
+    assert.is(resp.exitStatus, 137);
+    assert.ok(resp.exitedAt && resp.exitedAt.seconds > 1_700_000_000);
+    assert.equal(Buffer.from(task.DeleteResponse.encode(resp).finish()), r.stdout, 'stdout is exactly the message');
+  }
+});
+
+t('-v prints a version and exits 0', () => {
+  const r = spawnSync(SHIM, ['-v'], { encoding: 'utf8' });
+  assert.is(r.status, 0);
+  assert.match(r.stdout, /containerd-shim-tsshim-v2:\n\s+Version:\s+\d+\.\d+\.\d+/);
+});
+
+t('unknown flag and missing namespace fail clearly', (ctx) => {
+  const r = spawnSync(SHIM, ['-bogus', 'x', 'start'], { encoding: 'utf8' });
+  assert.is(r.status, 2);
+  assert.match(r.stderr, /flag provided but not defined: -bogus/);
+  const r2 = spawnSync(SHIM, ['-id', 'x', '-address', ctx.fakeAddress, 'start'], { encoding: 'utf8', cwd: ctx.dir });
+  assert.is(r2.status, 1);
+  assert.match(r2.stdout + r2.stderr, /namespace cannot be empty/);
+});
+
+t.run();
