@@ -40,7 +40,7 @@ async function main(argv: string[]): Promise<number> {
       const { compose } = await import('./composition/root.js');
       const { runDelete } = await import('./shim-api/bootstrap/delete.js');
       const log = createLogger({ level: flags.debug ? 'debug' : 'warn', base: { id: flags.id, namespace: flags.namespace, cmd: 'delete' } });
-      const { resolver } = compose({ namespace: flags.namespace, log });
+      const { resolver } = compose({ namespace: flags.namespace, log, containerdAddress: flags.address, publishBinary: flags.publishBinary, debug: flags.debug });
       const bytes = await runDelete(flags, resolver);
       process.stdout.write(bytes);
       return 0;
@@ -54,7 +54,14 @@ async function main(argv: string[]): Promise<number> {
       const log = createLogger({ level: flags.debug || process.env.TSSHIM_DEBUG === '1' ? 'debug' : 'info', base: { runtime: 'io.containerd.tsshim.v2', namespace: flags.namespace } });
       process.on('uncaughtException', (err) => log.error({ err: err.stack ?? String(err) }, 'uncaught exception (shim keeps serving)'));
       process.on('unhandledRejection', (err) => log.error({ err: err instanceof Error ? err.stack : String(err) }, 'unhandled rejection (shim keeps serving)'));
-      const { resolver, publisher } = compose({ namespace: flags.namespace, log, ttrpcAddress: process.env.TTRPC_ADDRESS });
+      const { resolver, publisher } = compose({
+        namespace: flags.namespace,
+        log,
+        ttrpcAddress: process.env.TTRPC_ADDRESS,
+        containerdAddress: flags.address,
+        publishBinary: flags.publishBinary,
+        debug: flags.debug,
+      });
       const uid = process.geteuid?.() ?? 0;
       const gid = process.getegid?.() ?? 0;
       await serve(flags, {

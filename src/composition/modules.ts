@@ -4,5 +4,6 @@ import { runcHandlerModule } from '../handlers/runc/module.js';
 import { gvisorHandlerModule } from '../handlers/gvisor/module.js';
 import { youkiHandlerModule } from '../handlers/youki/module.js';
 import { genericHandlerModule } from '../handlers/generic/module.js';
+import { kataHandlerModule } from '../handlers/kata/module.js';
 
-export const handlerModules: readonly ContainerModule[] = [runcHandlerModule, gvisorHandlerModule, youkiHandlerModule, genericHandlerModule];
+export const handlerModules: readonly ContainerModule[] = [runcHandlerModule, gvisorHandlerModule, youkiHandlerModule, kataHandlerModule, genericHandlerModule];

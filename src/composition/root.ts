@@ -18,6 +18,10 @@ export interface RootOptions {
   log: Logger;
   /** containerd's ttrpc address for events; absent in the `delete` subcommand */
   ttrpcAddress?: string;
+  /** containerd's grpc address (-address) and publish binary (-publish-binary) */
+  containerdAddress?: string;
+  publishBinary?: string;
+  debug?: boolean;
 }
 
 const noPublisher: EventPublisher = {
@@ -45,6 +49,12 @@ export function buildContainer(opts: RootOptions): Container {
   c.bind<HandlerContext>(Context)
     .toDynamicValue((ctx) => ({
       namespace: opts.namespace,
+      shim: {
+        containerdAddress: opts.containerdAddress ?? '',
+        publishBinary: opts.publishBinary ?? '',
+        ttrpcAddress: opts.ttrpcAddress ?? '',
+        debug: opts.debug ?? false,
+      },
       publisher: ctx.get<EventPublisher>(Publisher),
       log: ctx.get<Logger>(Log),
       os: ctx.get<OsServices>(Os),

@@ -75,6 +75,8 @@ export interface HandlerConfig {
 /** Process-level services the composition root gives every handler. */
 export interface HandlerContext {
   namespace: string;
+  /** How containerd started this shim: what a delegating handler passes on to its delegate. */
+  shim: { containerdAddress: string; publishBinary: string; ttrpcAddress: string; debug: boolean };
   publisher: import('./events.js').EventPublisher;
   log: import('pino').Logger;
   /** Everything a handler needs from the operating system, solved once in src/sys. */

@@ -13,7 +13,7 @@ import { finished } from 'node:stream/promises';
 import type { Readable, Writable } from 'node:stream';
 import type { ChildProcess } from 'node:child_process';
 import type { Logger } from 'pino';
-import { dup, pipe, setWinsize } from '../../sys/libc.js';
+import { dupFd as dup, pipe, setWinsize } from '../../sys/libc.js';
 import { ConsoleSocket } from '../../sys/console-socket.js';
 import { invalidArgument } from '../../shim-api/errors.js';
 

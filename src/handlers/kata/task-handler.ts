@@ -1,0 +1,148 @@
+/**
+ * Kata Containers is itself a shim v2 (containerd-shim-kata-v2): this handler
+ * starts it with containerd's bootstrap contract and forwards the task API over
+ * our ttrpc client. The delegate publishes its own events to containerd.
+ */
+import type { Client } from '../../ttrpc/index.js';
+import type { CleanupResult, HandlerContext, TaskHandler } from '../../shim-api/handler.js';
+import { notFound } from '../../shim-api/errors.js';
+import { Any, packAny, runtimeOptions, task, SERVICE, TYPE_URL } from '../../shim-api/proto/index.js';
+import { deleteDelegate, dial, startDelegate, type DelegateConfig } from './delegate.js';
+
+export interface KataConfig extends DelegateConfig {
+  name: string;
+  /** Kata's configuration.toml, passed to the delegate as runtimeoptions.v1.Options ConfigPath */
+  configPath?: string;
+}
+
+interface Codec<T> {
+  encode(m: T): { finish(): Uint8Array };
+  decode(b: Uint8Array): T;
+  fromPartial(m: unknown): T;
+}
+
+interface Delegated {
+  socket: string;
+  client: Client;
+  pid: number;
+}
+
+export class KataTaskHandler implements TaskHandler {
+  readonly name: string;
+  private readonly clients = new Map<string, Client>();
+  private readonly containers = new Map<string, Delegated>();
+
+  constructor(
+    private readonly cfg: KataConfig,
+    private readonly ctx: HandlerContext,
+  ) {
+    this.name = cfg.name;
+  }
+
+  /** What the delegate gets as options: Kata's own config, never ours. */
+  private delegateOptions(): Any | undefined {
+    if (!this.cfg.configPath) return undefined;
+    return packAny(TYPE_URL.RuntimeOptions, runtimeOptions.Options, runtimeOptions.Options.fromPartial({ configPath: this.cfg.configPath }));
+  }
+
+  private of(id: string): Delegated {
+    const d = this.containers.get(id);
+    if (!d) throw notFound(`container ${id}: not found`);
+    return d;
+  }
+
+  private async call<Req, Res>(d: Delegated, method: string, reqCodec: Codec<Req>, req: Req, resCodec?: Codec<Res>): Promise<Res> {
+    const bytes = await d.client.call(SERVICE.Task, method, reqCodec.encode(req).finish(), {
+      metadata: { 'containerd-namespace': this.ctx.namespace },
+    });
+    return (resCodec ? resCodec.decode(bytes) : undefined) as Res;
+  }
+
+  private async client(socket: string): Promise<Client> {
+    let c = this.clients.get(socket);
+    if (!c || c.closed) {
+      c = await dial(socket);
+      this.clients.set(socket, c);
+    }
+    return c;
+  }
+
+  async create(req: task.CreateTaskRequest): Promise<task.CreateTaskResponse> {
+    const options = this.delegateOptions();
+    const socket = await startDelegate(this.cfg, this.ctx, req.bundle, req.id, options ? Any.encode(options).finish() : undefined);
+    const d: Delegated = { socket, client: await this.client(socket), pid: 0 };
+    const res = await this.call(d, 'Create', task.CreateTaskRequest, { ...req, options }, task.CreateTaskResponse);
+    d.pid = res.pid;
+    this.containers.set(req.id, d);
+    this.ctx.log.info({ id: req.id, delegate: this.cfg.binary, socket }, 'task delegated');
+    return res;
+  }
+  start(req: task.StartRequest) {
+    return this.call(this.of(req.id), 'Start', task.StartRequest, req, task.StartResponse);
+  }
+  async delete(req: task.DeleteRequest): Promise<task.DeleteResponse> {
+    const d = this.of(req.id);
+    const res = await this.call(d, 'Delete', task.DeleteRequest, req, task.DeleteResponse);
+    if (!req.execId) {
+      this.containers.delete(req.id);
+      if (![...this.containers.values()].some((o) => o.socket === d.socket)) {
+        // Last task of that delegate: let it exit, as containerd would.
+        await this.call(d, 'Shutdown', task.ShutdownRequest, { id: req.id, now: false }).catch(() => undefined);
+        d.client.close();
+        this.clients.delete(d.socket);
+      }
+    }
+    return res;
+  }
+  pids(req: task.PidsRequest) {
+    return this.call(this.of(req.id), 'Pids', task.PidsRequest, req, task.PidsResponse);
+  }
+  async pause(req: task.PauseRequest) {
+    await this.call(this.of(req.id), 'Pause', task.PauseRequest, req);
+  }
+  async resume(req: task.ResumeRequest) {
+    await this.call(this.of(req.id), 'Resume', task.ResumeRequest, req);
+  }
+  async checkpoint(req: task.CheckpointTaskRequest) {
+    await this.call(this.of(req.id), 'Checkpoint', task.CheckpointTaskRequest, req);
+  }
+  async kill(req: task.KillRequest) {
+    await this.call(this.of(req.id), 'Kill', task.KillRequest, req);
+  }
+  async exec(req: task.ExecProcessRequest) {
+    await this.call(this.of(req.id), 'Exec', task.ExecProcessRequest, req);
+  }
+  async resizePty(req: task.ResizePtyRequest) {
+    await this.call(this.of(req.id), 'ResizePty', task.ResizePtyRequest, req);
+  }
+  async closeIO(req: task.CloseIORequest) {
+    await this.call(this.of(req.id), 'CloseIO', task.CloseIORequest, req);
+  }
+  async update(req: task.UpdateTaskRequest) {
+    await this.call(this.of(req.id), 'Update', task.UpdateTaskRequest, req);
+  }
+  wait(req: task.WaitRequest) {
+    return this.call(this.of(req.id), 'Wait', task.WaitRequest, req, task.WaitResponse);
+  }
+  stats(req: task.StatsRequest) {
+    return this.call(this.of(req.id), 'Stats', task.StatsRequest, req, task.StatsResponse);
+  }
+  state(req: task.StateRequest) {
+    return this.call(this.of(req.id), 'State', task.StateRequest, req, task.StateResponse);
+  }
+  taskPid(id: string): number {
+    return this.containers.get(id)?.pid ?? 0;
+  }
+  containerCount(): number {
+    return this.containers.size;
+  }
+  async close(): Promise<void> {
+    for (const c of this.clients.values()) c.close();
+    this.clients.clear();
+  }
+
+  static async cleanup(cfg: KataConfig, ctx: HandlerContext, bundle: string, id: string): Promise<CleanupResult> {
+    const r = await deleteDelegate(cfg, ctx, bundle, id);
+    return { pid: r.pid, exitStatus: r.exitStatus };
+  }
+}
