@@ -5,7 +5,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn } from 'node:child_process';
-import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, fstatSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import {
@@ -22,6 +22,7 @@ import {
   mount,
   openPty,
   peerCredentials,
+  pipe,
   recvFd,
   sendFd,
   setChildSubreaper,
@@ -40,6 +41,18 @@ test('decodeWaitStatus: exit codes and signals', () => {
   assert.equal(decodeWaitStatus(10, 255 << 8), { pid: 10, status: 255, code: 255 });
   assert.equal(decodeWaitStatus(10, 9), { pid: 10, status: 137, signal: 9 });
   assert.equal(decodeWaitStatus(10, 15 | 0x80 /* core dumped */), { pid: 10, status: 143, signal: 15 });
+});
+
+test('pipe: a real pipe, data flows, EOF after the write end closes', () => {
+  const [r, w] = pipe();
+  assert.ok(fstatSync(r).isFIFO());
+  writeSync(w, 'abc');
+  closeSync(w);
+  const buf = Buffer.alloc(8);
+  assert.is(readSync(r, buf), 3);
+  assert.is(buf.subarray(0, 3).toString(), 'abc');
+  assert.is(readSync(r, buf), 0);
+  closeSync(r);
 });
 
 test('child subreaper flag: set and read back', () => {

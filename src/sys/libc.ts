@@ -161,6 +161,7 @@ interface Libc {
   accept4: CFn;
   fcntl: CFn;
   close: CFn;
+  pipe2: CFn;
   open: CFn;
   posix_openpt: CFn;
   grantpt: CFn;
@@ -192,6 +193,7 @@ function lib(): Libc {
     accept4: f('int accept4(int fd, void *addr, void *len, int flags)'),
     fcntl: f('int fcntl(int fd, int cmd, ...)'),
     close: f('int close(int fd)'),
+    pipe2: f('int pipe2(_Out_ int *fds, int flags)'),
     open: f('int open(const char *path, int flags, ...)'),
     posix_openpt: f('int posix_openpt(int flags)'),
     grantpt: f('int grantpt(int fd)'),
@@ -356,6 +358,13 @@ export function openPty(): { master: number; slave: number; name: string } {
 // ---------------------------------------------------------------------------
 // file descriptors and unix sockets
 // ---------------------------------------------------------------------------
+
+/** pipe2(O_CLOEXEC): a real OS pipe [read, write] for a child's stdio (Node's 'pipe' gives socketpairs). */
+export function pipe(): [number, number] {
+  const fds = new Int32Array(2);
+  if (lib().pipe2(fds, 0o2000000 /* O_CLOEXEC */) !== 0) fail('pipe2');
+  return [fds[0]!, fds[1]!];
+}
 
 /** dup with O_CLOEXEC (fcntl F_DUPFD_CLOEXEC). */
 export function dupFd(fd: number): number {

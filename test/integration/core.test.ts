@@ -37,7 +37,7 @@ for (const runtime of [TSSHIM, RUNC_V2]) {
       const id = uniqueId('kill');
       // Joining the host pid namespace: a PID 1 ignores signals it has no handler for, and the
       // brief's 143 is about a process that does not trap SIGTERM.
-      const r = await cd.ctr(['run', '-d', '--runtime', runtime, '--with-ns', 'pid:/proc/1/ns/pid', image, id, 'sleep', '300']);
+      const r = await cd.ctr(['run', '-d', '--runtime', runtime, '--with-ns', `pid:/proc/${cd.pid}/ns/pid`, image, id, 'sleep', '300']);
       assert.is(r.exitCode, 0, r.stderr);
       const row = await taskStatus(cd, id);
       assert.ok(row, 'task listed');
@@ -52,7 +52,7 @@ for (const runtime of [TSSHIM, RUNC_V2]) {
       assert.ok(await waitFor(async () => (await taskStatus(cd, id))?.status === 'STOPPED', 10_000), 'task stopped');
       const rm = await cd.ctr(['task', 'rm', id]);
       assert.is(rm.exitCode, 0, rm.stderr);
-      assert.match(rm.stdout, new RegExp(`${id}\\s+${row!.pid}\\s+${status}`), 'ctr task rm prints the exit status');
+      assert.match(rm.stderr, new RegExp(`task ${id} exit with non-zero exit code ${status}`), 'ctr task rm reports the exit status');
       const crm = await cd.ctr(['c', 'rm', id]);
       assert.is(crm.exitCode, 0, crm.stderr);
       assert.equal(await waitNoLeftovers(cd, id, [row!.pid, ...shims]), []);
@@ -60,11 +60,18 @@ for (const runtime of [TSSHIM, RUNC_V2]) {
   }
 }
 
-t('[tsshim] stdin reaches the container and 10 MB of stdout arrive byte-exact', async ({ cd, image }) => {
-  const id = uniqueId('stdin');
-  const r = await cd.ctr(['run', '-i', '--rm', '--runtime', TSSHIM, image, id, 'cat'], { input: 'hi\n' });
-  assert.is(r.exitCode, 0, r.stderr);
-  assert.is(r.stdout, 'hi\n');
+for (const runtime of [TSSHIM, RUNC_V2]) {
+  t(`[${runtime}] stdin reaches the container`, async ({ cd, image }) => {
+    // ctr 1.6 has no -i and never closes a task's stdin on EOF (runc-v2 and tsshim alike hang
+    // on `cat`), so the container reads one line; EOF through CloseIO is tested in shim-direct.
+    const id = uniqueId('stdin');
+    const r = await cd.ctr(['run', '--rm', '--runtime', runtime, image, id, 'sh', '-c', 'read line; echo "got:$line"'], { input: 'hi\n' });
+    assert.is(r.exitCode, 0, r.stderr);
+    assert.is(r.stdout, 'got:hi\n');
+  });
+}
+
+t('[tsshim] 10 MB of stdout arrive byte-exact', async ({ cd, image }) => {
 
   const id2 = uniqueId('big');
   const size = 10 * 1024 * 1024;

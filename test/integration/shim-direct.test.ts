@@ -150,6 +150,44 @@ t('start prints only a unix:// address, tolerates malformed options on stdin, an
   }
 });
 
+t('stdin FIFO: data reaches cat, CloseIO delivers EOF, output FIFO gets it all', async (ctx) => {
+  const id = 'direct3';
+  const bundle = newBundle(ctx, id, ['cat']);
+  const r = shimStart(ctx, bundle, id);
+  assert.is(r.status, 0, r.stderr.toString());
+  const client = await Client.connect(r.stdout.toString().slice('unix://'.length));
+  const stdin = path.join(ctx.dir, 'direct3.in');
+  const stdout = path.join(ctx.dir, 'direct3.out');
+  mkfifo(stdin, 0o600);
+  mkfifo(stdout, 0o600);
+  // as ctr does: the client opens its ends before Create
+  const outSock = new net.Socket({ fd: fs.openSync(stdout, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK), readable: true, writable: false });
+  let received = '';
+  outSock.on('data', (b: Buffer) => (received += b.toString()));
+  const eof = new Promise((res) => outSock.once('end', res));
+  const inFd = fs.openSync(stdin, fs.constants.O_RDWR | fs.constants.O_NONBLOCK);
+  try {
+    await call(client, 'Create', task.CreateTaskRequest, { id, bundle, stdin, stdout });
+    const waiting = call(client, 'Wait', task.WaitRequest, { id }, task.WaitResponse);
+    await call(client, 'Start', task.StartRequest, { id });
+    fs.writeSync(inFd, 'hello through the fifo\n');
+    fs.closeSync(inFd);
+    await new Promise((res) => setTimeout(res, 200));
+    const st = await call(client, 'State', task.StateRequest, { id }, task.StateResponse);
+    assert.is(st.status, Status.RUNNING, 'cat still waits for EOF before CloseIO');
+    await call(client, 'CloseIO', task.CloseIORequest, { id, stdin: true });
+    const w = await waiting;
+    assert.is(w.exitStatus, 0);
+    await eof;
+    assert.is(received, 'hello through the fifo\n');
+    await call(client, 'Delete', task.DeleteRequest, { id });
+    await call(client, 'Shutdown', task.ShutdownRequest, { id });
+  } finally {
+    client.close();
+    outSock.destroy();
+  }
+});
+
 t('delete subcommand prints exactly one DeleteResponse and is idempotent', async (ctx) => {
   const id = 'direct2';
   const bundle = newBundle(ctx, id, ['sleep', '100']);

@@ -262,11 +262,29 @@ export function parseUri(s: string): ParsedUri | undefined {
   return { scheme: m[1]!.toLowerCase(), path: decodeURIComponent(u.pathname), query: u.searchParams };
 }
 
+/**
+ * Copy until the source ends, then close the sink once its queue is flushed.
+ * Not `sink.end()`: on a pipe or FIFO libuv's shutdown(2) fails with ENOTSOCK
+ * and the fd would stay open, so the reader would never see EOF.
+ */
 function copy(source: Readable, sink: Writable): Promise<void> {
-  source.pipe(sink);
-  return finished(source).catch(() => undefined).then(() => {
-    sink.end();
-  });
+  source.pipe(sink, { end: false });
+  return finished(source)
+    .catch(() => undefined)
+    .then(
+      () =>
+        new Promise<void>((resolve) => {
+          const done = () => {
+            sink.destroy();
+            resolve();
+          };
+          if (sink.writableLength === 0 || sink.destroyed) done();
+          else {
+            sink.once('drain', done);
+            sink.once('error', done);
+          }
+        }),
+    );
 }
 
 function safeClose(fd: number): void {
