@@ -12,6 +12,7 @@ import * as assert from 'uvu/assert';
 import { parse as parseToml } from 'smol-toml';
 import { registry, RUNTIME_TYPE } from '../composition/registry.js';
 import { parseConfig } from '../composition/config.js';
+import { containerdConfig, runtimeClasses } from './generate.js';
 
 const REPO = fileURLToPath(new URL('../../../', import.meta.url));
 const BIN = path.join(REPO, 'bin/tsshim');
@@ -216,6 +217,19 @@ test('doctor reads <config-dir>/<type>.toml for the other handlers', () => {
   assert.is(g.config, path.join(dir, 'gvisor.toml'));
   assert.is(g.details.platform, 'systrap');
   assert.match(report.problems.join('\n'), 'expected "youki"');
+});
+
+test('docs/handlers/<type>.md quote the generated config file, containerd entry and RuntimeClass', () => {
+  for (const e of registry) {
+    const doc = fs.readFileSync(path.join(REPO, 'docs/handlers', `${e.type}.md`), 'utf8');
+    const body = e.defaultConfig.split('\n').filter((l, i, all) => !(l.startsWith('#') && i < 2) && !(i === 2 && l === '' && all[0]!.startsWith('#'))).join('\n');
+    assert.ok(doc.includes(body.trim()), `${e.type}.md: config file out of date`);
+    const cd = containerdConfig({ version: '1.6', entries: [e], configDir: '/etc/tsshim' });
+    const entryBlock = cd.slice(cd.indexOf('[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.tsshim-')).trim();
+    assert.ok(doc.includes(entryBlock), `${e.type}.md: containerd entry out of date`);
+    const rc = runtimeClasses([e]);
+    assert.ok(doc.includes(rc.slice(rc.indexOf('apiVersion:')).trim()), `${e.type}.md: RuntimeClass out of date`);
+  }
 });
 
 test.after(() => fs.rmSync(tmp, { recursive: true, force: true }));
