@@ -58,7 +58,9 @@ export class RawConn {
 
   /** Resolves true if the connection closes within timeoutMs. */
   waitClosed(timeoutMs = 2000): Promise<boolean> {
-    return Promise.race([this.whenClosed.then(() => true), sleep(timeoutMs).then(() => this.closed)]);
+    let t: NodeJS.Timeout | undefined;
+    const timeout = new Promise<boolean>((resolve) => { t = setTimeout(() => resolve(this.closed), timeoutMs); });
+    return Promise.race([this.whenClosed.then(() => true), timeout]).finally(() => clearTimeout(t));
   }
 
   destroy(): void { this.socket.destroy(); }
