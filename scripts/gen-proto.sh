@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Regenerates the committed TypeScript protobuf code from proto/ with protoc + ts-proto.
 #   shim side   -> src/shim-api/proto/  (generic service definitions, used by our ttrpc dispatcher)
-#   client side -> src/client/proto/    (@grpc/grpc-js clients for containerd's gRPC API)
+#   client side -> src/client/proto/    (@grpc/grpc-js clients for containerd's gRPC API and
+#                                        Kubernetes CRI runtime.v1, our subset in proto/k8s/)
 # Each protoc run replaces only the top-level directories it generates (containerd/, google/,
-# cgroups/, runtimeoptions/); hand-written files beside them (index.ts, *.test.ts) are left alone. Idempotent.
+# cgroups/, runtimeoptions/, k8s/); hand-written files beside them (index.ts, *.test.ts) are left alone. Idempotent.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -48,6 +49,12 @@ CLIENT_PROTOS=(
   containerd/services/snapshots/v1/snapshots.proto
 )
 
+# Kubernetes CRI (runtime.v1 subset). Its int64 timestamps are nanoseconds since the epoch (> 2^53)
+# and its uint64 counters can be too, so 64-bit fields are bigint here as well.
+CRI_PROTOS=(
+  k8s/cri/runtime/v1/api.proto
+)
+
 # gen <out dir> <ts-proto options> <proto files...>
 gen() {
   local out="$1" opts="$2"; shift 2
@@ -74,3 +81,4 @@ gen src/shim-api/proto "$BASE_OPTS,forceLong=bigint,outputServices=false" "${CGR
 # Client side: grpc-js clients plus generic definitions (the promise wrapper in src/client/containerd.ts
 # uses the definitions' requestType/responseType codecs).
 gen src/client/proto "$COMMON_OPTS,outputServices=grpc-js,outputServices=generic-definitions" "${CLIENT_PROTOS[@]}"
+gen src/client/proto "$BASE_OPTS,forceLong=bigint,outputServices=grpc-js,outputServices=generic-definitions" "${CRI_PROTOS[@]}"
