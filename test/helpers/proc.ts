@@ -1,0 +1,150 @@
+// Small process helpers shared by the test harness, the demo and the benchmark.
+import { spawn } from 'node:child_process';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export interface RunResult {
+  stdout: string;
+  stderr: string;
+  exitCode: number;
+}
+
+export interface RunOptions {
+  input?: string | Buffer;
+  timeoutMs?: number;
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
+}
+
+/**
+ * Runs a command to completion and collects its output. Never rejects on a non-zero exit
+ * (exitCode is the exit status, or 128+N when killed by signal N). Rejects when the command
+ * cannot be spawned or runs longer than timeoutMs (it is then SIGKILLed).
+ */
+export function runCommand(cmd: string, args: string[], opts: RunOptions = {}): Promise<RunResult> {
+  const timeoutMs = opts.timeoutMs ?? 120_000;
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, {
+      stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
+      env: opts.env ?? process.env,
+      cwd: opts.cwd,
+    });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    child.stdout!.on('data', (b: Buffer) => out.push(b));
+    child.stderr!.on('data', (b: Buffer) => err.push(b));
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      child.kill('SIGKILL');
+    }, timeoutMs);
+    child.on('error', (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      const stdout = Buffer.concat(out).toString('utf8');
+      const stderr = Buffer.concat(err).toString('utf8');
+      if (timedOut) {
+        reject(
+          new Error(
+            `${cmd} ${args.join(' ')}: timed out after ${timeoutMs} ms\nstdout: ${stdout.slice(-2000)}\nstderr: ${stderr.slice(-2000)}`,
+          ),
+        );
+        return;
+      }
+      const exitCode = code ?? (signal ? 128 + signalNumber(signal) : 1);
+      resolve({ stdout, stderr, exitCode });
+    });
+    if (opts.input !== undefined) {
+      child.stdin!.on('error', () => {
+        /* the command may exit without reading its input */
+      });
+      child.stdin!.end(opts.input);
+    }
+  });
+}
+
+function signalNumber(signal: NodeJS.Signals): number {
+  const table: Partial<Record<NodeJS.Signals, number>> = {
+    SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGABRT: 6, SIGKILL: 9, SIGSEGV: 11, SIGPIPE: 13, SIGTERM: 15,
+  };
+  return table[signal] ?? 0;
+}
+
+/** Runs a command and rejects with its output when it exits non-zero. */
+export async function runChecked(cmd: string, args: string[], opts: RunOptions = {}): Promise<string> {
+  const r = await runCommand(cmd, args, opts);
+  if (r.exitCode !== 0) {
+    throw new Error(`${cmd} ${args.join(' ')} exited ${r.exitCode}\nstdout: ${r.stdout.slice(-2000)}\nstderr: ${r.stderr.slice(-2000)}`);
+  }
+  return r.stdout;
+}
+
+/** The repository root: the nearest ancestor of this module with the tsshim package.json. */
+export const REPO_ROOT: string = (() => {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    const pkg = join(dir, 'package.json');
+    if (existsSync(pkg)) {
+      try {
+        if (JSON.parse(readFileSync(pkg, 'utf8')).name === 'tsshim') return dir;
+      } catch {
+        /* keep walking */
+      }
+    }
+    const up = dirname(dir);
+    if (up === dir) throw new Error('cannot find the tsshim repository root above ' + fileURLToPath(import.meta.url));
+    dir = up;
+  }
+})();
+
+export interface ProcInfo {
+  pid: number;
+  argv: string[];
+}
+
+/** All processes whose NUL-separated command line satisfies the predicate. */
+export function findProcesses(match: (argv: string[]) => boolean): ProcInfo[] {
+  const found: ProcInfo[] = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    const pid = Number(name);
+    if (pid === process.pid) continue;
+    let raw: string;
+    try {
+      raw = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+    } catch {
+      continue;
+    }
+    if (raw.length === 0) continue; // kernel thread or zombie
+    const argv = raw.replace(/\0$/, '').split('\0');
+    if (match(argv)) found.push({ pid, argv });
+  }
+  return found;
+}
+
+/** True while the pid exists and is not a zombie. */
+export function isAlive(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+    return state !== 'Z' && state !== 'X';
+  } catch {
+    return false;
+  }
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Polls until pred() is true or the deadline passes; returns the final pred() value. */
+export async function waitFor(pred: () => boolean | Promise<boolean>, timeoutMs: number, stepMs = 50): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await pred()) return true;
+    await sleep(stepMs);
+  }
+  return pred();
+}
