@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Installs everything tsshim needs on a fresh Debian 12 / Ubuntu host (run as root),
+# builds it and installs the shim on containerd's PATH. Idempotent and quick when done.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+REPO=$(pwd)
+say() { echo "[setup] $*"; }
+
+if [ "$(id -u)" -ne 0 ]; then echo "[setup] run as root" >&2; exit 1; fi
+
+PKGS=(containerd runc runsc crun criu busybox-static iproute2 procps psmisc bsdutils util-linux ca-certificates)
+[ "${TSSHIM_WITH_CHROMIUM:-1}" = "1" ] && PKGS+=(chromium)
+command -v node >/dev/null 2>&1 || PKGS+=(nodejs npm)
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  say "apt-get install ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+node_major=$(node -p 'process.versions.node.split(".")[0]')
+if [ "$node_major" -lt 20 ]; then echo "[setup] Node.js >= 20 is required (found $(node -v))" >&2; exit 1; fi
+
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  say "npm ci"
+  npm ci --no-audit --no-fund --loglevel=error >/dev/null
+fi
+node -e "require('koffi')" || { echo "[setup] koffi (prebuilt FFI) does not load on this host" >&2; exit 1; }
+
+say "npm run build"
+npm run build --silent >/dev/null
+
+say "installing containerd-shim-tsshim-v2 and tsshim into /usr/local/bin"
+for b in containerd-shim-tsshim-v2 tsshim; do
+  ln -sf "$REPO/bin/$b" "/usr/local/bin/$b"
+done
+say "done: $(containerd --version | awk '{print $1, $3}'), $(runc --version | head -1), runsc $(runsc --version 2>/dev/null | head -1 | awk '{print $3}'), node $(node -v)"
