@@ -9,7 +9,6 @@ import net from 'node:net';
 import tty from 'node:tty';
 import path from 'node:path';
 import { once } from 'node:events';
-import { finished } from 'node:stream/promises';
 import type { Readable, Writable } from 'node:stream';
 import type { ChildProcess } from 'node:child_process';
 import type { Logger } from 'pino';
@@ -46,6 +45,7 @@ export class ProcessIO {
   private readonly ownFds: number[] = [];
   private readonly childOwned: number[] = [];
   private readonly streams: Array<Readable | Writable | net.Socket> = [];
+  /** output copies: Delete waits (bounded) for them to drain */
   private readonly copies: Promise<unknown>[] = [];
   private stdinHolder?: number;
   private master?: number;
@@ -106,7 +106,7 @@ export class ProcessIO {
       this.childOwned.push(p.read);
       const sink = this.track(new net.Socket({ fd: p.write, readable: false, writable: true }));
       const source = this.openFifoReader(stdin);
-      this.copies.push(copy(source, sink));
+      void copy(source, sink); // stdin: nobody waits for it (ctr may never close it)
     }
     const binaryOut = parseUri(stdout);
     if (binaryOut?.scheme === 'binary') {
@@ -269,9 +269,12 @@ export function parseUri(s: string): ParsedUri | undefined {
  */
 function copy(source: Readable, sink: Writable): Promise<void> {
   source.pipe(sink, { end: false });
-  return finished(source)
-    .catch(() => undefined)
-    .then(
+  // Not stream.finished(): on a read-only net.Socket it also waits for a writable side.
+  return new Promise<void>((resolve) => {
+    source.once('end', resolve);
+    source.once('close', resolve);
+    source.once('error', () => resolve());
+  }).then(
       () =>
         new Promise<void>((resolve) => {
           const done = () => {
