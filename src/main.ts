@@ -36,6 +36,12 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     }
     case 'delete': {
+      const { fastDelete } = await import('./shim-api/bootstrap/delete.js');
+      const answered = fastDelete(flags);
+      if (answered) {
+        process.stdout.write(answered);
+        return 0;
+      }
       const { createLogger } = await import('./log.js');
       const { compose } = await import('./composition/root.js');
       const { runDelete } = await import('./shim-api/bootstrap/delete.js');

@@ -10,6 +10,7 @@ import type { HandlerResolver, TaskHandler } from './handler.js';
 import { validateExecId, validateId } from './identifiers.js';
 import { TaskDefinition, type task } from './proto/index.js';
 import { readSpecAnnotations } from './spec.js';
+import { writeDeletedMarker } from './bootstrap/deleted-marker.js';
 
 export const TASK_SERVICE = 'containerd.task.v2.Task';
 
@@ -27,6 +28,8 @@ type Req = { id?: string; execId?: string };
 export class TaskService {
   /** container id -> the handler serving it */
   private readonly owners = new Map<string, TaskHandler>();
+  /** container id -> its bundle (for the deleted marker) */
+  private readonly bundles = new Map<string, string>();
   private readonly handlers = new Set<TaskHandler>();
   private shuttingDown = false;
 
@@ -91,10 +94,12 @@ export class TaskService {
     });
     this.handlers.add(handler);
     this.owners.set(req.id, handler);
+    this.bundles.set(req.id, req.bundle);
     try {
       return await handler.create(req);
     } catch (err) {
       this.owners.delete(req.id);
+      this.bundles.delete(req.id);
       throw err;
     }
   }
@@ -104,7 +109,12 @@ export class TaskService {
   async delete(req: task.DeleteRequest) {
     const h = this.owner(req);
     const res = await h.delete(req);
-    if (!req.execId) this.owners.delete(req.id);
+    if (!req.execId) {
+      this.owners.delete(req.id);
+      const bundle = this.bundles.get(req.id);
+      this.bundles.delete(req.id);
+      if (bundle) writeDeletedMarker(bundle, { pid: res.pid, exitStatus: res.exitStatus });
+    }
     return res;
   }
   pids(req: task.PidsRequest) {

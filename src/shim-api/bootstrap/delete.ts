@@ -7,9 +7,19 @@
 import type { HandlerResolver } from '../handler.js';
 import { task, timestampFromDate } from '../proto/index.js';
 import type { ShimFlags } from './flags.js';
+import { readDeletedMarker } from './deleted-marker.js';
+
+export function encodeDeleteResponse(r: { pid: number; exitStatus: number }): Uint8Array {
+  return task.DeleteResponse.encode({ pid: r.pid, exitStatus: r.exitStatus, exitedAt: timestampFromDate(new Date()) }).finish();
+}
+
+/** The task was deleted through the daemon: answer from its marker, touch nothing. */
+export function fastDelete(flags: ShimFlags): Uint8Array | undefined {
+  const m = readDeletedMarker(flags.bundle || process.cwd());
+  return m ? encodeDeleteResponse(m) : undefined;
+}
 
 export async function runDelete(flags: ShimFlags, resolver: HandlerResolver): Promise<Uint8Array> {
   const bundle = flags.bundle || process.cwd();
-  const r = await resolver.cleanup(bundle, flags.id);
-  return task.DeleteResponse.encode({ pid: r.pid, exitStatus: r.exitStatus, exitedAt: timestampFromDate(new Date()) }).finish();
+  return encodeDeleteResponse(await resolver.cleanup(bundle, flags.id));
 }
