@@ -2,7 +2,7 @@ import { ContainerModule } from 'inversify';
 import { HandlerFactory, type HandlerConfig } from '../../shim-api/handler.js';
 import { invalidArgument } from '../../shim-api/errors.js';
 import { ociHandlerFactory } from '../oci-cli/factory.js';
-import { ALL_OPERATIONS, type Operation } from '../oci-cli/profile.js';
+import { ALL_OPERATIONS, RUNC_OPERATIONS, type Operation } from '../oci-cli/profile.js';
 import { genericProfile } from './profile.js';
 
 /**
@@ -20,7 +20,7 @@ export function profileFromConfig(config: HandlerConfig) {
     name: config.name,
     binary: config.binary,
     globalArgs: ((config.options.global_args ?? []) as unknown[]).map(String),
-    supports: ALL_OPERATIONS.filter((op) => !unsupported.includes(op)),
+    supports: RUNC_OPERATIONS.filter((op) => !unsupported.includes(op)),
     root: config.root,
   });
 }

@@ -41,8 +41,11 @@ export function gvisorProfileWith(o: GvisorOptions): RuntimeProfile {
     defaultRoot: '/run/containerd/runsc',
     globalArgs: gvisorGlobalArgs(o),
     // Debian's runsc 0.0~20221219 has neither `update` nor `features`.
-    supports: allOperationsExcept('update', 'features'),
+    supports: [...allOperationsExcept('update', 'features'), 'wait'],
     psReportsHostPids: false,
+    // The pid file holds the sandbox pid, shared by every container of the pod.
+    exitMonitor: 'wait',
+    subcontainerStdioAt: 'start',
     killAllFlag: true,
     forceDeleteFlag: '--force',
     flags: {

@@ -163,6 +163,7 @@ interface Invocation {
   args: string[];
   stdio: [StdioSlot, StdioSlot, StdioSlot];
   input?: string;
+  noTimeout?: boolean;
 }
 
 export class OciCliDriver {
@@ -236,10 +237,26 @@ export class OciCliDriver {
     await this.#invoke({ op: 'create', args, stdio: o.stdio ?? ['ignore', 'ignore', 'ignore'] });
   }
 
-  async start(id: string): Promise<void> {
+  /** `stdio`: for backends whose `start` hands its own stdio to the container (runsc sub-containers). */
+  async start(id: string, o: { stdio?: Stdio3 } = {}): Promise<void> {
     this.#supported('start');
     this.#id(id);
-    await this.#invoke({ op: 'start', args: ['start', id], stdio: ['ignore', 'pipe', 'pipe'] });
+    await this.#invoke({ op: 'start', args: ['start', id], stdio: o.stdio ?? ['ignore', 'pipe', 'pipe'] });
+  }
+
+  /**
+   * `wait <id>` (runsc): blocks until the container exits and returns its exit status.
+   * No timeout: it lives as long as the container.
+   */
+  async wait(id: string): Promise<number> {
+    this.#supported('wait');
+    this.#id(id);
+    const r = await this.#invoke({ op: 'wait', args: ['wait', id], stdio: ['ignore', 'pipe', 'pipe'], noTimeout: true });
+    const m = /"exitStatus"\s*:\s*(-?\d+)/.exec(r.stdout);
+    if (!m) throw new ShimError('Unknown', `${this.profile.name} wait ${id}: unexpected output ${JSON.stringify(r.stdout.slice(0, 200))}`);
+    const status = Number(m[1]);
+    // runsc reports the raw wait status for signals on some builds: normalise to 128+signal.
+    return status > 255 ? 128 + (status & 0x7f) : status;
   }
 
   /** Always `--detach`: the pid file holds the host pid to wait on (runsc: its exec helper). */
@@ -441,7 +458,7 @@ export class OciCliDriver {
     const opts: RunOptions = { stdio: inv.stdio };
     if (bundleExists) opts.cwd = this.bundle;
     if (inv.input !== undefined) opts.input = inv.input;
-    if (this.timeoutMs > 0) opts.timeoutMs = this.timeoutMs;
+    if (this.timeoutMs > 0 && !inv.noTimeout) opts.timeoutMs = this.timeoutMs;
     const args = [...this.globalArgs(), ...inv.args];
     const started = Date.now();
     let r: RunResult;

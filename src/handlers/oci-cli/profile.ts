@@ -19,7 +19,8 @@ export type Operation =
   | 'restore'
   | 'features'
   | 'events'
-  | 'state';
+  | 'state'
+  | 'wait';
 
 export const ALL_OPERATIONS: readonly Operation[] = Object.freeze([
   'create',
@@ -36,6 +37,7 @@ export const ALL_OPERATIONS: readonly Operation[] = Object.freeze([
   'features',
   'events',
   'state',
+  'wait',
 ] as const);
 
 /**
@@ -74,6 +76,17 @@ export interface RuntimeProfile {
   readonly criuFlag?: string;
   /** Per-subcommand flag differences from runc (see FlagDisposition). */
   readonly flags: ReadonlyMap<string, FlagDisposition>;
+  /**
+   * How the shim learns that a container's init exited. 'reap': the pid in the pid file is the
+   * init, re-parented to us (runc, crun, youki). 'wait': the pid file holds a sandbox shared by
+   * the pod's containers; `<binary> wait <id>` reports each container's exit (runsc).
+   */
+  readonly exitMonitor: 'reap' | 'wait';
+  /**
+   * Which command's stdio becomes a pod sub-container's stdio: 'create' (runc) or 'start' (runsc
+   * hands the `start` command's stdio to containers that join an existing sandbox).
+   */
+  readonly subcontainerStdioAt: 'create' | 'start';
   /** Known differences, for docs and `doctor`. */
   readonly notes?: readonly string[];
 }
@@ -97,6 +110,10 @@ export interface ProfileSpec {
   /** Default none. */
   criuFlag?: string;
   flags?: Readonly<Partial<Record<FlagKey, FlagDisposition>>>;
+  /** Default 'reap'. */
+  exitMonitor?: 'reap' | 'wait';
+  /** Default 'create'. */
+  subcontainerStdioAt?: 'create' | 'start';
   notes?: readonly string[];
 }
 
@@ -128,7 +145,7 @@ export function defineProfile(p: ProfileSpec): RuntimeProfile {
     }
   }
   const supports = new Set<Operation>();
-  for (const op of p.supports ?? ALL_OPERATIONS) {
+  for (const op of p.supports ?? RUNC_OPERATIONS) {
     if (!ALL_OPERATIONS.includes(op)) throw bad(name, `unknown operation ${JSON.stringify(op)} in supports`);
     supports.add(op);
   }
@@ -167,14 +184,20 @@ export function defineProfile(p: ProfileSpec): RuntimeProfile {
     ...(systemdCgroupFlag !== undefined ? { systemdCgroupFlag } : {}),
     ...(p.criuFlag !== undefined ? { criuFlag: p.criuFlag } : {}),
     flags: new FrozenMap(flags),
+    exitMonitor: p.exitMonitor ?? 'reap',
+    subcontainerStdioAt: p.subcontainerStdioAt ?? 'create',
     ...(p.notes !== undefined ? { notes: Object.freeze([...p.notes]) } : {}),
   };
   return Object.freeze(profile);
 }
 
 /** All operations except the listed ones; handy for profiles. */
+/** runc's command set: every operation but `wait` (runsc's). */
+export const RUNC_OPERATIONS: readonly Operation[] = Object.freeze(ALL_OPERATIONS.filter((op) => op !== 'wait'));
+
+/** runc's command set less `excluded`. */
 export function allOperationsExcept(...excluded: Operation[]): Operation[] {
-  return ALL_OPERATIONS.filter((op) => !excluded.includes(op));
+  return RUNC_OPERATIONS.filter((op) => !excluded.includes(op));
 }
 
 class FrozenSet<T> extends Set<T> {

@@ -59,6 +59,8 @@ interface Container {
   execs: Map<string, Proc>;
   mounted: boolean;
   ownPidNs: boolean;
+  /** joins an existing pod sandbox (CRI container-type "container") and the backend takes its stdio at start */
+  stdioAtStart: boolean;
   ioUid?: number;
   ioGid?: number;
 }
@@ -138,7 +140,7 @@ export class OciTaskHandler implements TaskHandler {
     this.byPid.delete(p.pid);
     const c = this.containers.get(p.containerId);
     this.deps.log.info({ container: p.containerId, exec: p.execId || undefined, pid: p.pid, status: e.status }, 'process exited');
-    if (p.isInit && c && !c.ownPidNs) {
+    if (p.isInit && c && !c.ownPidNs && this.deps.profile.exitMonitor === 'reap') {
       // No private pid namespace: the kernel will not kill the rest for us.
       c.driver.kill(c.id, 9, true).catch(() => undefined);
     }
@@ -149,6 +151,19 @@ export class OciTaskHandler implements TaskHandler {
       exitStatus: e.status,
       exitedAt: timestampFromDate(e.exitedAt),
     });
+  }
+
+  /** Backends whose pid file names a shared sandbox report each container's exit through `wait`. */
+  private watchExit(c: Container): void {
+    c.driver.wait(c.id).then(
+      (status) => this.exited(c.init, { status, exitedAt: new Date() }),
+      (err: Error) => {
+        if (c.init.exit) return;
+        this.deps.log.warn({ container: c.id, err: err.message }, 'wait failed');
+        // The sandbox root is also reaped as our child; a sub-container has no other witness.
+        if (c.stdioAtStart) this.exited(c.init, { status: 255, exitedAt: new Date() });
+      },
+    );
   }
 
   private async readPid(file: string): Promise<number> {
@@ -201,6 +216,7 @@ export class OciTaskHandler implements TaskHandler {
       execs: new Map(),
       mounted: false,
       ownPidNs: (spec.linux?.namespaces ?? []).some((n) => n.type === 'pid' && !n.path),
+      stdioAtStart: this.deps.profile.subcontainerStdioAt === 'start' && isPodSubcontainer(spec.annotations ?? {}),
       ioUid: opts?.ioUid || undefined,
       ioGid: opts?.ioGid || undefined,
     };
@@ -215,15 +231,12 @@ export class OciTaskHandler implements TaskHandler {
       io = await ProcessIO.open(c.init.stdio, this.stdioContext(c));
       c.init.io = io;
       const pidFile = path.join(req.bundle, 'init.pid');
-      await this.withConsole(io, (consoleSocket) =>
-        driver.create(req.id, {
-          pidFile,
-          consoleSocket,
-          noPivot: opts?.noPivotRoot || undefined,
-          noNewKeyring: opts?.noNewKeyring || undefined,
-          stdio: io!.childFds,
-        }),
-      );
+      const createOpts = { pidFile, noPivot: opts?.noPivotRoot || undefined, noNewKeyring: opts?.noNewKeyring || undefined };
+      if (c.stdioAtStart) {
+        await driver.create(req.id, createOpts); // stdio goes to `start`
+      } else {
+        await this.withConsole(io, (consoleSocket) => driver.create(req.id, { ...createOpts, consoleSocket, stdio: io!.childFds }));
+      }
       c.init.pid = await this.readPid(pidFile);
     } catch (err) {
       await io?.close(0);
@@ -232,7 +245,9 @@ export class OciTaskHandler implements TaskHandler {
       throw err;
     }
     this.containers.set(c.id, c);
-    this.byPid.set(c.init.pid, c.init);
+    // A sub-container's pid file names the pod's sandbox: only `wait` can tell its exit.
+    if (!c.stdioAtStart) this.byPid.set(c.init.pid, c.init);
+    if (this.deps.profile.exitMonitor === 'wait') this.watchExit(c);
     this.publish('/tasks/create', TYPE_URL.TaskCreate, events.TaskCreate, {
       containerId: req.id,
       bundle: req.bundle,
@@ -251,7 +266,8 @@ export class OciTaskHandler implements TaskHandler {
     this.beginStart();
     try {
       if (p.isInit) {
-        await c.driver.start(c.id);
+        await c.driver.start(c.id, c.stdioAtStart ? { stdio: p.io!.childFds } : {});
+        if (c.stdioAtStart) p.io!.closeChildEnds();
       } else {
         await this.startExec(c, p);
       }
@@ -490,3 +506,8 @@ export class OciTaskHandler implements TaskHandler {
 }
 
 export type { Any };
+
+/** CRI (and CRI-O) mark containers that join an existing pod sandbox. */
+function isPodSubcontainer(annotations: Record<string, string>): boolean {
+  return annotations['io.kubernetes.cri.container-type'] === 'container' || annotations['io.kubernetes.cri-o.ContainerType'] === 'container';
+}
