@@ -247,7 +247,6 @@ export class OciTaskHandler implements TaskHandler {
     this.containers.set(c.id, c);
     // A sub-container's pid file names the pod's sandbox: only `wait` can tell its exit.
     if (!c.stdioAtStart) this.byPid.set(c.init.pid, c.init);
-    if (this.deps.profile.exitMonitor === 'wait') this.watchExit(c);
     this.publish('/tasks/create', TYPE_URL.TaskCreate, events.TaskCreate, {
       containerId: req.id,
       bundle: req.bundle,
@@ -268,6 +267,8 @@ export class OciTaskHandler implements TaskHandler {
       if (p.isInit) {
         await c.driver.start(c.id, c.stdioAtStart ? { stdio: p.io!.childFds } : {});
         if (c.stdioAtStart) p.io!.closeChildEnds();
+        // runsc refuses `wait` before start; a root container's fast exit is still reaped.
+        if (this.deps.profile.exitMonitor === 'wait') this.watchExit(c);
       } else {
         await this.startExec(c, p);
       }
