@@ -14,7 +14,7 @@ import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { HandlerConfig } from '../shim-api/handler.js';
-import { ALL_OPERATIONS, type Operation } from '../handlers/oci-cli/profile.js';
+import { ALL_OPERATIONS, RUNC_OPERATIONS, type Operation } from '../handlers/oci-cli/profile.js';
 import { runcProfile } from '../handlers/runc/profile.js';
 import { gvisorProfile } from '../handlers/gvisor/profile.js';
 import { youkiProfile } from '../handlers/youki/profile.js';
@@ -404,7 +404,7 @@ const COMMON = `debug = false                       # raise the shim's log level
 allow_annotation_override = false   # may the io.tsshim.handler annotation pick another handler?
 `;
 
-const crunUnsupported = ALL_OPERATIONS.filter((op) => !crunProfile.supports.has(op));
+const crunUnsupported = RUNC_OPERATIONS.filter((op) => !crunProfile.supports.has(op));
 
 function entry(e: Omit<HandlerEntry, 'probe' | 'binariesFor'> & { binaryFor: (config?: HandlerConfig) => string }): HandlerEntry {
   const { binaryFor, ...rest } = e;
