@@ -29,6 +29,7 @@ import type { RuntimeProfile } from './profile.js';
 import type { CommandRunner } from './runner.js';
 import { Proc, type ExitInfo } from './process.js';
 import { ProcessIO, type StdioContext } from './stdio.js';
+import { cgroupOfPid, oomKillCount, readMetrics, type CgroupRef } from './cgroups.js';
 
 export interface ExitSource {
   on(event: 'exit', fn: (e: { pid: number; status: number; exitedAt: Date }) => void): unknown;
@@ -61,6 +62,9 @@ interface Container {
   ownPidNs: boolean;
   /** joins an existing pod sandbox (CRI container-type "container") and the backend takes its stdio at start */
   stdioAtStart: boolean;
+  cgroup?: CgroupRef;
+  /** OOM kills seen so far in its cgroup (ADR 0004) */
+  oomKills: number;
   ioUid?: number;
   ioGid?: number;
 }
@@ -135,10 +139,35 @@ export class OciTaskHandler implements TaskHandler {
     this.exited(p, { status: e.status, exitedAt: e.exitedAt });
   }
 
+  /** Publish /tasks/oom for every OOM kill counted since the last look. */
+  private checkOom(c: Container): void {
+    if (!c.cgroup) return;
+    const n = oomKillCount(c.cgroup);
+    if (n <= c.oomKills) return;
+    c.oomKills = n;
+    this.deps.log.info({ container: c.id, oomKills: n }, 'OOM kill in container cgroup');
+    this.publish('/tasks/oom', TYPE_URL.TaskOOM, events.TaskOOM, { containerId: c.id });
+  }
+
+  private oomTimer?: NodeJS.Timeout;
+  /** OOM kills of processes that are not the init show up within a second. */
+  private ensureOomPoll(): void {
+    if (this.oomTimer || this.containers.size === 0) return;
+    this.oomTimer = setInterval(() => {
+      for (const c of this.containers.values()) if (!c.init.exit) this.checkOom(c);
+      if (this.containers.size === 0) {
+        clearInterval(this.oomTimer);
+        this.oomTimer = undefined;
+      }
+    }, 1000);
+    this.oomTimer.unref();
+  }
+
   private exited(p: Proc, e: ExitInfo): void {
     if (!p.recordExit(e)) return; // held until its start event is out, or already recorded
     this.byPid.delete(p.pid);
     const c = this.containers.get(p.containerId);
+    if (c) this.checkOom(c); // synchronously: /tasks/oom goes out before /tasks/exit
     this.deps.log.info({ container: p.containerId, exec: p.execId || undefined, pid: p.pid, status: e.status }, 'process exited');
     if (p.isInit && c && !c.ownPidNs && this.deps.profile.exitMonitor === 'reap') {
       // No private pid namespace: the kernel will not kill the rest for us.
@@ -217,6 +246,7 @@ export class OciTaskHandler implements TaskHandler {
       mounted: false,
       ownPidNs: (spec.linux?.namespaces ?? []).some((n) => n.type === 'pid' && !n.path),
       stdioAtStart: this.deps.profile.subcontainerStdioAt === 'start' && isPodSubcontainer(spec.annotations ?? {}),
+      oomKills: 0,
       ioUid: opts?.ioUid || undefined,
       ioGid: opts?.ioGid || undefined,
     };
@@ -244,7 +274,14 @@ export class OciTaskHandler implements TaskHandler {
       if (c.mounted) this.safeUnmount(rootfs);
       throw err;
     }
+    try {
+      c.cgroup = cgroupOfPid(c.init.pid);
+      c.oomKills = oomKillCount(c.cgroup);
+    } catch {
+      /* no cgroup (yet): Stats answers NotFound, no OOM events */
+    }
     this.containers.set(c.id, c);
+    this.ensureOomPoll();
     // A sub-container's pid file names the pod's sandbox: only `wait` can tell its exit.
     if (!c.stdioAtStart) this.byPid.set(c.init.pid, c.init);
     this.publish('/tasks/create', TYPE_URL.TaskCreate, events.TaskCreate, {
@@ -469,7 +506,8 @@ export class OciTaskHandler implements TaskHandler {
   async stats(req: task.StatsRequest): Promise<task.StatsResponse> {
     const c = this.container(req.id);
     c.init.require('stats');
-    throw unimplemented(`${this.name}: Stats is not implemented by tsshim's OCI handler yet`);
+    c.cgroup ??= cgroupOfPid(c.init.pid);
+    return { stats: readMetrics(c.cgroup) };
   }
 
   async state(req: task.StateRequest): Promise<task.StateResponse> {
@@ -499,6 +537,7 @@ export class OciTaskHandler implements TaskHandler {
 
   async close(): Promise<void> {
     this.deps.exits.off('exit', this.onExit);
+    if (this.oomTimer) clearInterval(this.oomTimer);
     for (const c of this.containers.values()) {
       await c.init.io?.close(0);
       for (const e of c.execs.values()) await e.io?.close(0);
