@@ -62,6 +62,7 @@ export class ConfiguredResolver implements HandlerResolver {
 
   async resolve(sel: HandlerSelection): Promise<TaskHandler> {
     const cfg = selectConfig(sel, this.ctx.log);
+    if (cfg.debug && this.ctx.log.level !== 'debug' && this.ctx.log.level !== 'trace') this.ctx.log.level = 'debug';
     const factory = this.factory(cfg.handler, cfg.source);
     const key = JSON.stringify(cfg.handler);
     let handler = this.instances.get(key);
