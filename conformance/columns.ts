@@ -1,0 +1,219 @@
+// The columns of the conformance matrix: one containerd runtime entry each.
+//
+//   reference  io.containerd.runc.v2 (containerd-shim-runc-v2): what every other column is compared to
+//   runc       tsshim, handler "runc"
+//   gvisor     tsshim, handler "gvisor" (runsc, ptrace platform, no network)
+//   kata       tsshim, handler "kata" delegating to containerd-shim-runc-v2: a STAND-IN delegate, not Kata
+//   youki      tsshim, handler "youki"
+//   crun       tsshim, handler "oci" with binary /usr/bin/crun
+//
+// What a column declares it can do comes from the handler's profile (the registry's `supports`),
+// so a scenario needing an operation the handler lacks is reported as "not supported" with the
+// Unimplemented message the shim returned.
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ALL_OPERATIONS, type Operation } from '../src/handlers/oci-cli/profile.js';
+import { findHandler, which, type HandlerType } from '../src/composition/registry.js';
+import { gvisorProfile } from '../src/handlers/gvisor/profile.js';
+import { makeBundle } from '../test/helpers/bundle.js';
+import { REPO_ROOT, runCommand } from '../test/helpers/proc.js';
+
+export const REFERENCE_RUNTIME = 'io.containerd.runc.v2';
+export const TSSHIM_RUNTIME = 'io.containerd.tsshim.v2';
+
+export type ColumnId = 'reference' | 'runc' | 'gvisor' | 'kata' | 'youki' | 'crun';
+export const COLUMN_IDS: readonly ColumnId[] = ['reference', 'runc', 'gvisor', 'kata', 'youki', 'crun'];
+
+export type Availability = { run: true; detail?: string } | { run: false; reason: string };
+
+export interface Column {
+  id: ColumnId;
+  /** Header label in the reports. */
+  header: string;
+  /** containerd runtime type. */
+  runtimeType: string;
+  /** tsshim handler type; undefined for the reference. */
+  handler?: HandlerType;
+  /** Body of the tsshim handler config file (runtime options ConfigPath); undefined for the reference. */
+  handlerToml?: string;
+  /** Handler config for the CRI runtime entry, when it differs (gVisor: host network for host-network pods). */
+  criHandlerToml?: string;
+  /** How `Checkpoint` is carried out: CRIU (runc and anything delegating to runc-v2) or runsc's own. */
+  checkpointEngine: 'criu' | 'runsc';
+  /** Whether the task pid is a process in the container's own pid namespace on the host (false: a sandbox). */
+  hostPidNamespaceJoinable: boolean;
+  /**
+   * Differences from the reference this column's handler declares (its profile says so), keyed
+   * `<scenario id>:<observation path>`, with the reason. Reported, not counted as failures.
+   */
+  knownDifferences?: Readonly<Record<string, string>>;
+  /** Can this column run on this host? */
+  probe(): Promise<Availability>;
+  /** Does the handler's profile declare this operation? */
+  declares(op: Operation): boolean;
+}
+
+const TSSHIM_BUNDLE = join(REPO_ROOT, 'dist', 'bundle', 'main.js');
+
+function tsshimBuilt(): Availability | undefined {
+  if (!existsSync(join(REPO_ROOT, 'bin', 'containerd-shim-tsshim-v2'))) return { run: false, reason: 'bin/containerd-shim-tsshim-v2 missing' };
+  if (!existsSync(TSSHIM_BUNDLE)) return { run: false, reason: `tsshim not built: ${TSSHIM_BUNDLE} missing (npm run build)` };
+  return undefined;
+}
+
+function needBinaries(...names: string[]): Availability {
+  for (const n of names) if (!which(n)) return { run: false, reason: `${n} not installed` };
+  return { run: true };
+}
+
+function gvisorKnownDifferences(): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (!gvisorProfile.psReportsHostPids) {
+    out['pids:initPidListed'] = 'gvisor profile psReportsHostPids=false: `runsc ps` lists sandbox-internal pids; the task pid is the sandbox\'s host pid';
+  }
+  return out;
+}
+
+function declaresFromRegistry(type: HandlerType): (op: Operation) => boolean {
+  const entry = findHandler(type);
+  if (!entry) throw new Error(`no handler ${type} in the registry`);
+  const set = new Set<Operation>(entry.supports);
+  return (op) => set.has(op);
+}
+
+/**
+ * crun 1.8.1 fails every create on hybrid cgroup hosts. Try one `crun run` of a busybox bundle
+ * (no containerd) and report crun's own error when it fails.
+ */
+export async function probeCrunCreate(binary = '/usr/bin/crun'): Promise<Availability> {
+  const dir = mkdtempSync(join(tmpdir(), 'tsshim-crun-probe-'));
+  const id = `crun-probe-${process.pid}`;
+  const root = join(dir, 'state');
+  try {
+    mkdirSync(root);
+    makeBundle(join(dir, 'bundle'), { args: ['true'] });
+    const r = await runCommand(binary, ['--root', root, 'run', '--bundle', join(dir, 'bundle'), id], { timeoutMs: 30_000 });
+    if (r.exitCode === 0) return { run: true, detail: 'probe `crun run` of a busybox bundle succeeded' };
+    const msg = (r.stderr + r.stdout).trim().split('\n').filter(Boolean).pop() ?? `exit status ${r.exitCode}`;
+    return { run: false, reason: `crun fails every create on this host: probe \`crun run\` exited ${r.exitCode}: "${msg}"` };
+  } catch (e) {
+    return { run: false, reason: `crun probe failed: ${(e as Error).message}` };
+  } finally {
+    await runCommand(binary, ['--root', root, 'delete', '-f', id], { timeoutMs: 10_000 }).catch(() => undefined);
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+const crunEntry = findHandler('oci');
+const crunUnsupported = ALL_OPERATIONS.filter((op) => !(crunEntry?.supports ?? []).includes(op));
+
+export const COLUMNS: Readonly<Record<ColumnId, Column>> = Object.freeze({
+  reference: {
+    id: 'reference',
+    header: 'reference (io.containerd.runc.v2)',
+    runtimeType: REFERENCE_RUNTIME,
+    checkpointEngine: 'criu',
+    hostPidNamespaceJoinable: true,
+    probe: async () => needBinaries('containerd-shim-runc-v2', 'runc'),
+    declares: () => true,
+  },
+  runc: {
+    id: 'runc',
+    header: 'runc (tsshim, handler runc)',
+    runtimeType: TSSHIM_RUNTIME,
+    handler: 'runc',
+    handlerToml: 'handler = "runc"\nname = "conformance-runc"\n',
+    checkpointEngine: 'criu',
+    hostPidNamespaceJoinable: true,
+    probe: async () => tsshimBuilt() ?? needBinaries('runc'),
+    declares: declaresFromRegistry('runc'),
+  },
+  gvisor: {
+    id: 'gvisor',
+    header: 'gvisor (tsshim, runsc ptrace)',
+    runtimeType: TSSHIM_RUNTIME,
+    handler: 'gvisor',
+    handlerToml: 'handler = "gvisor"\nname = "conformance-gvisor"\n\n[options]\nplatform = "ptrace"\nnetwork = "none"\n',
+    criHandlerToml: 'handler = "gvisor"\nname = "conformance-gvisor"\n\n[options]\nplatform = "ptrace"\nnetwork = "host"\n',
+    checkpointEngine: 'runsc',
+    hostPidNamespaceJoinable: false,
+    knownDifferences: gvisorKnownDifferences(),
+    probe: async () => tsshimBuilt() ?? needBinaries('runsc'),
+    declares: declaresFromRegistry('gvisor'),
+  },
+  kata: {
+    id: 'kata',
+    header: 'kata (delegate stand-in: containerd-shim-runc-v2)',
+    runtimeType: TSSHIM_RUNTIME,
+    handler: 'kata',
+    handlerToml: 'handler = "kata"\nname = "conformance-kata-standin"\n\n[options]\nshim = "containerd-shim-runc-v2"\n',
+    checkpointEngine: 'criu',
+    hostPidNamespaceJoinable: true,
+    probe: async (): Promise<Availability> => {
+      const built = tsshimBuilt();
+      if (built) return built;
+      const a = needBinaries('containerd-shim-runc-v2', 'runc');
+      return a.run ? { run: true, detail: 'stand-in delegate containerd-shim-runc-v2; real Kata is not installed' } : a;
+    },
+    declares: declaresFromRegistry('kata'),
+  },
+  youki: {
+    id: 'youki',
+    header: 'youki (tsshim, handler youki)',
+    runtimeType: TSSHIM_RUNTIME,
+    handler: 'youki',
+    handlerToml: 'handler = "youki"\nname = "conformance-youki"\n',
+    checkpointEngine: 'criu',
+    hostPidNamespaceJoinable: true,
+    probe: async () => tsshimBuilt() ?? (which('youki') ? { run: true } : { run: false, reason: 'youki not installed' }),
+    declares: declaresFromRegistry('youki'),
+  },
+  crun: {
+    id: 'crun',
+    header: 'crun (tsshim, handler oci)',
+    runtimeType: TSSHIM_RUNTIME,
+    handler: 'oci',
+    handlerToml: `handler = "oci"\nname = "conformance-crun"\nbinary = "/usr/bin/crun"\nroot = "/run/containerd/crun"\n\n[options]\nunsupported = ${JSON.stringify(crunUnsupported)}\n`,
+    checkpointEngine: 'criu',
+    hostPidNamespaceJoinable: true,
+    probe: async (): Promise<Availability> => {
+      const built = tsshimBuilt();
+      if (built) return built;
+      if (!existsSync('/usr/bin/crun')) return { run: false, reason: 'crun not installed' };
+      return probeCrunCreate('/usr/bin/crun');
+    },
+    declares: declaresFromRegistry('oci'),
+  },
+});
+
+/** Writes each column's handler config files into dir; returns column id -> { ctr, cri } paths. */
+export function writeHandlerConfigs(dir: string, columns: readonly Column[]): Map<ColumnId, { ctr?: string; cri?: string }> {
+  mkdirSync(dir, { recursive: true });
+  const out = new Map<ColumnId, { ctr?: string; cri?: string }>();
+  for (const c of columns) {
+    if (!c.handlerToml) {
+      out.set(c.id, {});
+      continue;
+    }
+    const ctr = join(dir, `${c.id}.toml`);
+    writeFileSync(ctr, c.handlerToml);
+    let cri = ctr;
+    if (c.criHandlerToml) {
+      cri = join(dir, `${c.id}-cri.toml`);
+      writeFileSync(cri, c.criHandlerToml);
+    }
+    out.set(c.id, { ctr, cri });
+  }
+  return out;
+}
+
+/** Parses `--handlers runc,gvisor` (any order, "all"); the reference is always included, first. */
+export function selectColumns(list: string | undefined): Column[] {
+  const ids = !list || list === 'all' ? [...COLUMN_IDS] : list.split(',').map((s) => s.trim()).filter(Boolean);
+  for (const id of ids) {
+    if (!COLUMN_IDS.includes(id as ColumnId)) throw new Error(`unknown column "${id}"; known: ${COLUMN_IDS.join(', ')}`);
+  }
+  const set = new Set<ColumnId>(['reference', ...(ids as ColumnId[])]);
+  return COLUMN_IDS.filter((id) => set.has(id)).map((id) => COLUMNS[id]);
+}

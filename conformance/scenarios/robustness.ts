@@ -1,0 +1,254 @@
+// Cleanup, shim death, containerd restart, log URIs, concurrent waits, host pids, shim grouping.
+import { chmodSync, existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { bundleDir, leftovers, shimPids, waitNoLeftovers } from '../../test/helpers/tasks.js';
+import { findProcesses, isAlive } from '../../test/helpers/proc.js';
+import type { Json, Scenario, ScenarioContext } from '../types.js';
+import { cgroupOf, ctrMessage, ok, runSleeper, sleep, waitFor, waitStatus } from './util.js';
+
+/** A leftovers() line without ids and paths: `bundle`, `mount`, `runtime state`, `process`, `shim process (<binary>)`. */
+function describeLeftover(line: string): string {
+  const shim = /^shim process (\d+)$/.exec(line);
+  if (shim) {
+    let bin = '?';
+    try {
+      const argv = readFileSync(`/proc/${shim[1]}/cmdline`, 'utf8').split('\0');
+      bin = (argv.find((a) => /containerd-shim-/.test(a)) ?? argv[0] ?? '?').split('/').pop()!;
+    } catch {
+      bin = 'exited';
+    }
+    return `shim process (${bin})`;
+  }
+  return line.split(' ').slice(0, -1).join(' ') || line;
+}
+
+/** Leftovers as kinds, plus what the helpers do not look at (runsc state, shim socket, cgroup). */
+function leftoverKinds(ctx: ScenarioContext, id: string, pids: number[], extra: { socket?: string; cgroup?: string }): string[] {
+  const out = leftovers(ctx.cd, id, pids).map(describeLeftover);
+  const runsc = join('/run/containerd/runsc', ctx.cd.namespace);
+  try {
+    if (readdirSync(runsc).some((f) => f.startsWith(id + '_') || f === id)) out.push('runsc state');
+  } catch {
+    /* no runsc root */
+  }
+  if (extra.socket && existsSync(extra.socket)) out.push('shim socket');
+  if (extra.cgroup && existsSync(`/sys/fs/cgroup/memory${extra.cgroup}`)) out.push('memory cgroup');
+  return out.sort();
+}
+
+function socketOf(ctx: ScenarioContext, id: string): string | undefined {
+  try {
+    return readFileSync(join(bundleDir(ctx.cd, id), 'address'), 'utf8').trim().replace(/^unix:\/\//, '');
+  } catch {
+    return undefined;
+  }
+}
+
+/** Shim daemons (not `start`/`delete` invocations) of this containerd for these task ids, by binary. */
+function shimDaemons(ctx: ScenarioContext, ids: string[]): Array<{ pid: number; binary: string }> {
+  return findProcesses((argv) => {
+    const i = argv.indexOf('-id');
+    const a = argv.indexOf('-address');
+    return i >= 0 && ids.includes(argv[i + 1] ?? '') && a >= 0 && argv[a + 1] === ctx.cd.address && !argv.includes('start') && !argv.includes('delete');
+  }).map((p) => ({ pid: p.pid, binary: (p.argv.find((x) => /containerd-shim-/.test(x)) ?? p.argv[0] ?? '').split('/').pop()! }));
+}
+
+const shimBinaryOf = (ctx: ScenarioContext) => (ctx.column.runtimeType === 'io.containerd.runc.v2' ? 'containerd-shim-runc-v2' : 'containerd-shim-tsshim-v2');
+
+export const robustnessScenarios: Scenario[] = [
+  {
+    id: 'cleanup-after-rm',
+    group: 'cleanup',
+    title: 'kill, `ctr task rm`, `ctr c rm`: no process, mount, shim socket, runtime state, bundle or cgroup left',
+    async run(ctx) {
+      const id = ctx.uniqueId('clean');
+      const pid = await runSleeper(ctx, id);
+      const socket = socketOf(ctx, id);
+      const cgroup = cgroupOf(pid, 'memory');
+      const shims = shimPids(ctx.cd, id);
+      ctx.note('socket', socket ?? null);
+      ctx.note('cgroup', cgroup ?? null);
+      ok(await ctx.ctr.raw(['task', 'kill', '-s', 'SIGKILL', id]), 'kill');
+      await waitStatus(ctx, id, 'STOPPED');
+      const rm = await ctx.ctr.raw(['task', 'rm', id]);
+      const crm = await ctx.ctr.raw(['containers', 'rm', id]);
+      await waitNoLeftovers(ctx.cd, id, [pid, ...shims]);
+      await waitFor(() => leftoverKinds(ctx, id, [pid, ...shims], { socket, cgroup }).length === 0, 5000, 100);
+      return { taskRm: rm.exitCode, containerRm: crm.exitCode, socketKnown: socket !== undefined, leftovers: leftoverKinds(ctx, id, [pid, ...shims], { socket, cgroup }) };
+    },
+    expect: (o) => ((o.leftovers as Json[]).length === 0 ? [] : [`left behind: ${JSON.stringify(o.leftovers)}`]),
+  },
+  {
+    id: 'shim-kill-9',
+    group: 'robustness',
+    title: 'SIGKILL of the shim daemon: task no longer running, container process gone, removable, nothing left',
+    async run(ctx) {
+      const id = ctx.uniqueId('shimk');
+      const pid = await runSleeper(ctx, id);
+      const daemons = shimDaemons(ctx, [id]).filter((d) => d.binary === shimBinaryOf(ctx));
+      ctx.note('daemons', daemons.map((d) => `${d.binary}:${d.pid}`));
+      if (daemons.length !== 1) throw new Error(`expected one ${shimBinaryOf(ctx)} daemon for ${id}, found ${JSON.stringify(daemons)}`);
+      process.kill(daemons[0]!.pid, 'SIGKILL');
+      let st = '';
+      await waitFor(async () => (st = (await ctx.ctr.raw(['task', 'ls'])).stdout.split('\n').find((l) => l.startsWith(id + ' '))?.trim().split(/\s+/)[2] ?? '(not listed)') !== 'RUNNING', 20_000, 200);
+      const gone = await waitFor(() => !isAlive(pid), 15_000, 100);
+      const rm = await ctx.ctr.raw(['task', 'rm', '-f', id]);
+      ctx.note('taskRm', `${rm.exitCode} ${ctrMessage(rm.stderr, id)}`);
+      const crm = await ctx.ctr.raw(['containers', 'rm', id]);
+      const left = await waitNoLeftovers(ctx.cd, id, [pid]);
+      return { statusAfterKill: st, containerProcessGone: gone, containerRm: crm.exitCode, leftovers: left.map(describeLeftover) };
+    },
+    expect: (o) => (o.containerProcessGone === true && o.containerRm === 0 ? [] : [`process gone ${o.containerProcessGone}, c rm ${o.containerRm}`]),
+  },
+  {
+    id: 'containerd-restart',
+    group: 'robustness',
+    title: 'containerd restarted while a task runs: still RUNNING with the same pid, then killable and removable',
+    timeoutMs: 120_000,
+    async run(ctx) {
+      const id = ctx.uniqueId('rst');
+      const pid = await runSleeper(ctx, id);
+      await ctx.cd.restart();
+      const row = (await ctx.ctr.raw(['task', 'ls'])).stdout.split('\n').find((l) => l.startsWith(id + ' '))?.trim().split(/\s+/);
+      const k = await ctx.ctr.raw(['task', 'kill', '-s', 'SIGKILL', id]);
+      const st = await waitStatus(ctx, id, 'STOPPED');
+      const rm = await ctx.ctr.raw(['task', 'rm', id]);
+      const crm = await ctx.ctr.raw(['containers', 'rm', id]);
+      const left = await waitNoLeftovers(ctx.cd, id, [pid]);
+      return {
+        listedAfterRestart: row !== undefined,
+        statusAfterRestart: row?.[2] ?? null,
+        samePid: row !== undefined && Number(row[1]) === pid,
+        kill: k.exitCode,
+        stopped: st,
+        taskRmSays: ctrMessage(rm.stderr, id),
+        containerRm: crm.exitCode,
+        leftovers: left.map(describeLeftover),
+      };
+    },
+    expect: (o) => (o.statusAfterRestart === 'RUNNING' && o.samePid === true ? [] : [`after restart: ${o.statusAfterRestart}, same pid ${o.samePid}`]),
+  },
+  {
+    id: 'log-uri-file',
+    group: 'logging',
+    title: '`--log-uri file:///...`: stdout and stderr land in the file, nothing on ctr\'s own stdout',
+    async run(ctx) {
+      const id = ctx.uniqueId('flog');
+      const file = join(ctx.tmp, 'container.log');
+      const r = await ctx.ctr.run(id, ['sh', '-c', 'echo to-log-out; echo to-log-err >&2; exit 4'], { rm: true, flags: ['--log-uri', `file://${file}`] });
+      await waitFor(() => existsSync(file) && readFileSync(file, 'utf8').split('\n').length >= 3, 5000, 50);
+      const lines = existsSync(file) ? readFileSync(file, 'utf8').split('\n').filter(Boolean).sort() : null;
+      return { exitCode: r.exitCode, ctrStdout: r.stdout, fileLines: lines };
+    },
+    expect: (o) => (JSON.stringify(o.fileLines) === JSON.stringify(['to-log-err', 'to-log-out']) ? [] : [`file lines ${JSON.stringify(o.fileLines)}`]),
+  },
+  {
+    id: 'log-uri-binary',
+    group: 'logging',
+    title: '`--log-uri binary:///logger`: the logger gets stdout on fd 3, stderr on fd 4, CONTAINER_ID in its environment',
+    async run(ctx) {
+      const id = ctx.uniqueId('blog');
+      const dir = ctx.tmp;
+      const logger = join(dir, 'logger.sh');
+      writeFileSync(
+        logger,
+        `#!/bin/sh\n# containerd logging binary: fd 3 stdout, fd 4 stderr, fd 5 closed when ready\necho "$CONTAINER_ID $CONTAINER_NAMESPACE" > ${dir}/env\nexec 5>&-\ncat <&3 > ${dir}/out &\ncat <&4 > ${dir}/err &\nwait\n`,
+      );
+      chmodSync(logger, 0o755);
+      const r = await ctx.ctr.run(id, ['sh', '-c', 'echo bin-out; echo bin-err >&2'], { rm: true, flags: ['--log-uri', `binary://${logger}`] });
+      const read = (f: string) => (existsSync(join(dir, f)) ? readFileSync(join(dir, f), 'utf8') : null);
+      await waitFor(() => read('out') === 'bin-out\n' && read('err') === 'bin-err\n', 5000, 50);
+      const env = read('env');
+      return {
+        exitCode: r.exitCode,
+        ctrStdout: r.stdout,
+        loggerStdout: read('out'),
+        loggerStderr: read('err'),
+        loggerEnv: env === null ? null : env.replace(id, '<id>').trim(),
+      };
+    },
+    expect: (o) => (o.loggerStdout === 'bin-out\n' && o.loggerStderr === 'bin-err\n' ? [] : [`logger got ${JSON.stringify(o.loggerStdout)} / ${JSON.stringify(o.loggerStderr)}`]),
+  },
+  {
+    id: 'concurrent-waits',
+    group: 'grpc',
+    title: 'three concurrent Wait calls (gRPC) on a running task all return 137 with the same exited_at after SIGKILL',
+    async run(ctx) {
+      const id = ctx.uniqueId('waits');
+      await runSleeper(ctx, id);
+      const waits = [0, 1, 2].map(() => ctx.client.tasks.wait({ containerId: id }, { timeoutMs: 30_000 }));
+      await sleep(300);
+      ok(await ctx.ctr.raw(['task', 'kill', '-s', 'SIGKILL', id]), 'kill');
+      const res = await Promise.all(waits);
+      const at = res.map((w) => `${w.exitedAt?.seconds ?? 0}.${w.exitedAt?.nanos ?? 0}`);
+      return { statuses: res.map((w) => w.exitStatus), sameExitedAt: at.every((a) => a === at[0]), exitedAtSet: (res[0]?.exitedAt?.seconds ?? 0) > 0 };
+    },
+    expect: (o) => (JSON.stringify(o.statuses) === '[137,137,137]' && o.sameExitedAt === true ? [] : [`statuses ${JSON.stringify(o.statuses)}`]),
+  },
+  {
+    id: 'host-pid',
+    group: 'grpc',
+    title: '`ctr task ls` pid = Get (gRPC) pid, a live host process in the container\'s cgroup',
+    async run(ctx) {
+      const id = ctx.uniqueId('hpid');
+      const pid = await runSleeper(ctx, id);
+      const got = await ctx.client.tasks.get({ containerId: id });
+      let cmdline = '';
+      try {
+        cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ').trim();
+      } catch {
+        cmdline = '(no such process)';
+      }
+      ctx.note('cmdline', cmdline);
+      const cg = existsSync(`/proc/${pid}`) ? cgroupOf(pid, 'memory') : undefined;
+      ctx.note('memoryCgroup', cg ?? null);
+      return {
+        pidPositive: pid > 0,
+        getPidEqualsLs: got.process?.pid === pid,
+        aliveOnHost: isAlive(pid),
+        inContainerCgroup: cg !== undefined && cg.endsWith(`/${id}`),
+        status: got.process?.status ?? null,
+      };
+    },
+    expect: (o) => (o.aliveOnHost === true && o.getPidEqualsLs === true ? [] : [`alive ${o.aliveOnHost}, Get pid = ls pid ${o.getPidEqualsLs}`]),
+  },
+  {
+    id: 'grouping',
+    group: 'grouping',
+    title: 'two containers annotated io.containerd.runc.v2.group=<g>: one shim daemon and address; each removable alone',
+    async run(ctx) {
+      const a = ctx.uniqueId('grpa');
+      const b = ctx.uniqueId('grpb');
+      const group = ctx.uniqueId('g');
+      const flags = ['--annotation', `io.containerd.runc.v2.group=${group}`];
+      const pa = await runSleeper(ctx, a, { flags });
+      const pb = await runSleeper(ctx, b, { flags });
+      const mine = shimBinaryOf(ctx);
+      const all = shimDaemons(ctx, [a, b]);
+      ctx.note('daemons', all.map((d) => `${d.binary}:${d.pid}`));
+      const daemons = all.filter((d) => d.binary === mine);
+      const sameAddress = socketOf(ctx, a) !== undefined && socketOf(ctx, a) === socketOf(ctx, b);
+      ok(await ctx.ctr.raw(['task', 'kill', '-s', 'SIGKILL', a]), 'kill a');
+      await waitStatus(ctx, a, 'STOPPED');
+      await ctx.ctr.raw(['task', 'rm', a]);
+      await ctx.ctr.raw(['containers', 'rm', a]);
+      await sleep(300);
+      const bAfter = await waitStatus(ctx, b, 'RUNNING', 2000);
+      const daemonAliveForB = daemons.length > 0 && daemons.every((d) => isAlive(d.pid));
+      ok(await ctx.ctr.raw(['task', 'kill', '-s', 'SIGKILL', b]), 'kill b');
+      await waitStatus(ctx, b, 'STOPPED');
+      await ctx.ctr.raw(['task', 'rm', b]);
+      await ctx.ctr.raw(['containers', 'rm', b]);
+      const gone = await waitFor(() => daemons.every((d) => !isAlive(d.pid)), 10_000, 100);
+      return {
+        shimDaemons: daemons.length,
+        sameAddress,
+        secondRunningAfterFirstRemoved: bAfter === 'RUNNING',
+        daemonSurvivesFirstRemoval: daemonAliveForB,
+        daemonGoneAfterBoth: gone,
+        containerPidsDiffer: pa !== pb,
+      };
+    },
+    expect: (o) => (o.shimDaemons === 1 && o.sameAddress === true ? [] : [`${o.shimDaemons} shim daemons, same address ${o.sameAddress}`]),
+  },
+];
