@@ -454,7 +454,13 @@ export class OciTaskHandler implements TaskHandler {
     if (p.isInit) {
       if (p.state === 'stopped' && !req.all) throw notFound('process already finished');
       if (p.state !== 'stopped') p.require('kill');
-      await c.driver.kill(c.id, req.signal, req.all);
+      try {
+        await c.driver.kill(c.id, req.signal, req.all);
+      } catch (err) {
+        // Kill(all) after the init exited: nothing left to signal is success, as runc answers
+        // (runsc says "sandbox is not running", classified NotFound). CRI sends it on every stop.
+        if (!(p.state === 'stopped' && err instanceof ShimError && err.kind === 'NotFound')) throw err;
+      }
       return;
     }
     if (p.state === 'created') throw failedPrecondition(`process ${p.execId} not started`);
