@@ -68,6 +68,7 @@ export function renderMarkdown(r: MatrixReport): string {
     for (const c of cells) {
       out.push(`- \`${c.scenario}\` on **${c.column}**: ${mdEscape(c.detail)}`);
       for (const d of c.diff ?? []) out.push(`  - ${mdEscape(d)}`);
+      if (c.notes && c.status !== 'pass') out.push(`  - notes: \`${mdEscape(JSON.stringify(c.notes)).slice(0, 600)}\``);
     }
   };
   section('Failures', (c) => c.status === 'fail');

@@ -109,7 +109,7 @@ export const controlScenarios: Scenario[] = [
   {
     id: 'stats',
     group: 'control',
-    title: 'Metrics (gRPC) of a running task: type URL and the cgroup sections with non-zero cpu and memory usage',
+    title: 'Metrics (gRPC) of a running task: type URL, the cgroup sections, non-zero cpu, memory and pids (a sandbox\'s cgroup also counts the sandbox: counts are not compared)',
     async run(ctx) {
       const id = ctx.uniqueId('stats');
       await runSleeper(ctx, id, { cmd: ['sh', '-c', 'i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done; sleep 300'] });
@@ -131,13 +131,15 @@ export const controlScenarios: Scenario[] = [
         obs.sections = Object.entries(d).filter(([, v]) => v !== undefined && !(Array.isArray(v) && v.length === 0)).map(([k]) => k).sort();
         obs.cpuUsagePositive = (d.cpu?.usage?.total ?? 0n) > 0n;
         obs.memoryUsagePositive = (d.memory?.usage?.usage ?? 0n) > 0n;
-        obs.pidsCurrent = Number(d.pids?.current ?? -1n);
+        obs.pidsCurrentPositive = (d.pids?.current ?? 0n) > 0n;
+        ctx.note('pidsCurrent', Number(d.pids?.current ?? -1n));
       } else if (typeUrl.endsWith('io.containerd.cgroups.v2.Metrics')) {
         const d = cgroupsV2.Metrics.decode(m.data.value);
         obs.sections = Object.entries(d).filter(([, v]) => v !== undefined && !(Array.isArray(v) && v.length === 0)).map(([k]) => k).sort();
         obs.cpuUsagePositive = (d.cpu?.usageUsec ?? 0n) > 0n;
         obs.memoryUsagePositive = (d.memory?.usage ?? 0n) > 0n;
-        obs.pidsCurrent = Number(d.pids?.current ?? -1n);
+        obs.pidsCurrentPositive = (d.pids?.current ?? 0n) > 0n;
+        ctx.note('pidsCurrent', Number(d.pids?.current ?? -1n));
       }
       return obs;
     },

@@ -1,0 +1,52 @@
+// The real conformance matrix as a test: every scenario on every column this host can run
+// (reference io.containerd.runc.v2, tsshim runc, gvisor, kata stand-in; youki and crun when they
+// work here), one uvu test per cell. A cell must pass; not-run and not-supported cells are
+// skipped with their reason; a scenario that fails on the reference fails the run as broken.
+//
+// The matrix runs once, before the tests are registered (top-level await); the reports go to
+// $TSSHIM_CONFORMANCE_OUT (default /tmp/tsshim-conformance-ci). TSSHIM_CONFORMANCE_SCENARIOS and
+// TSSHIM_CONFORMANCE_HANDLERS narrow the run like the CLI's --scenarios and --handlers.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { skipWithReason } from '../test/helpers/skip.js';
+import { selectColumns } from './columns.js';
+import { renderText, writeReports } from './report.js';
+import { runMatrix } from './runner.js';
+import { selectScenarios } from './scenarios/index.js';
+
+const started = Date.now();
+const report = await runMatrix({
+  columns: selectColumns(process.env.TSSHIM_CONFORMANCE_HANDLERS),
+  scenarios: selectScenarios(process.env.TSSHIM_CONFORMANCE_SCENARIOS),
+  log: (line) => console.log(`[matrix] ${line}`),
+});
+const files = writeReports(report, process.env.TSSHIM_CONFORMANCE_OUT ?? '/tmp/tsshim-conformance-ci');
+console.log(renderText(report));
+console.log(`[matrix] ${((Date.now() - started) / 1000).toFixed(0)} s; reports: ${files.json}, ${files.markdown}, ${files.html}`);
+
+test('the reference column ran: io.containerd.runc.v2 is available', () => {
+  const ref = report.columns.find((c) => c.id === 'reference');
+  assert.ok(ref?.available, `reference not run: ${ref?.reason}`);
+});
+
+test('no scenario is broken (fails on the reference)', () => {
+  assert.equal(
+    report.cells.filter((c) => c.status === 'broken').map((c) => `${c.scenario}: ${c.detail}`),
+    [],
+  );
+});
+
+for (const cell of report.cells) {
+  if (cell.column === 'reference') continue;
+  const name = `${cell.scenario} [${cell.column}]`;
+  if (cell.status === 'not-run' || cell.status === 'not-supported') {
+    skipWithReason(test, name, `${cell.status}: ${cell.detail}`);
+    continue;
+  }
+  test(name, () => {
+    const extra = cell.diff?.length ? `\n${cell.diff.join('\n')}` : '';
+    assert.ok(cell.status === 'pass', `${cell.status}: ${cell.detail}${extra}${cell.notes ? `\nnotes: ${JSON.stringify(cell.notes)}` : ''}`);
+  });
+}
+
+test.run();
