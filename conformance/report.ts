@@ -134,7 +134,8 @@ export function renderHtml(r: MatrixReport): string {
       const cell = cellAt(r, s.id, c.id);
       if (!cell) return '<td class="cell not-run" data-status="not-run">?</td>';
       const detail = cellDetail(cell);
-      return `<td class="cell ${cell.status}" data-status="${cell.status}" data-key="${esc(`${s.id}/${c.id}`)}" title="${esc(detail.slice(0, 1500))}">${esc(LABEL[cell.status])} <span class="ms">${cell.durationMs} ms</span><div class="detail">${esc(detail)}</div></td>`;
+      const ms = cell.status === 'not-run' && cell.durationMs === 0 ? '' : ` <span class="ms">${cell.durationMs} ms</span>`;
+      return `<td class="cell ${cell.status}" data-status="${cell.status}" data-key="${esc(`${s.id}/${c.id}`)}" title="${esc(detail.slice(0, 1500))}">${esc(LABEL[cell.status])}${ms}<div class="detail">${esc(detail)}</div></td>`;
     });
     return `<tr><th title="${esc(s.title)}"><code>${esc(s.id)}</code><br><span class="ms">${esc(s.group)}</span></th>${tds.join('')}</tr>`;
   });
