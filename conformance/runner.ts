@@ -218,6 +218,9 @@ async function runCell(env: Env, column: Column, scenario: Scenario, reference: 
       env.createdIds.add(id);
       return id;
     },
+    own: (id) => {
+      env.createdIds.add(id);
+    },
     note: (k, v) => {
       notes[k] = v;
     },

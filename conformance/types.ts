@@ -109,6 +109,8 @@ export interface ScenarioContext {
   cri(): Promise<CriContext>;
   /** A fresh container id; the runner removes containers with these ids after the cell. */
   uniqueId(prefix?: string): string;
+  /** Claims an id created elsewhere (CRI pod/container ids) for the runner's final sweep of runsc state. */
+  own(id: string): void;
   /** Records a fact for the report that is not compared with the reference. */
   note(key: string, value: Json): void;
   /** Runs fn when the cell ends (last registered first), whatever the outcome. */
