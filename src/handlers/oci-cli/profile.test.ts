@@ -1,7 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ShimError } from '../../shim-api/errors.js';
-import { ALL_OPERATIONS, defineProfile } from './profile.js';
+import { RUNC_OPERATIONS, defineProfile } from './profile.js';
 import { runcProfile } from '../runc/profile.js';
 import { gvisorProfile, gvisorProfileWith } from '../gvisor/profile.js';
 import { youkiProfile } from '../youki/profile.js';
@@ -12,7 +12,10 @@ const invalid = (fn: () => unknown, re: RegExp) =>
 
 test('defaults: every operation, host pids, kill --all, --force, --systemd-cgroup, no CRIU', () => {
   const p = defineProfile({ name: 'x', binary: 'x', defaultRoot: '/run/x/' });
-  assert.equal([...p.supports].sort(), [...ALL_OPERATIONS].sort());
+  assert.equal([...p.supports].sort(), [...RUNC_OPERATIONS].sort());
+  assert.not.ok(p.supports.has('wait'), 'runc has no wait subcommand');
+  assert.is(p.exitMonitor, 'reap');
+  assert.is(p.subcontainerStdioAt, 'create');
   assert.is(p.defaultRoot, '/run/x');
   assert.is(p.psReportsHostPids, true);
   assert.is(p.killAllFlag, true);
@@ -51,7 +54,7 @@ test('profiles are immutable', () => {
 });
 
 test('backend profiles state the documented differences', () => {
-  assert.equal([...runcProfile.supports].sort(), [...ALL_OPERATIONS].sort());
+  assert.equal([...runcProfile.supports].sort(), [...RUNC_OPERATIONS].sort());
   assert.is(runcProfile.criuFlag, '--criu');
   assert.is(runcProfile.defaultRoot, '/run/containerd/runc');
 
@@ -62,6 +65,9 @@ test('backend profiles state the documented differences', () => {
   assert.not.ok(gvisorProfile.supports.has('features'));
   assert.ok(gvisorProfile.supports.has('checkpoint') && gvisorProfile.supports.has('restore'));
   assert.is(gvisorProfile.psReportsHostPids, false);
+  assert.ok(gvisorProfile.supports.has('wait'));
+  assert.is(gvisorProfile.exitMonitor, 'wait', 'the pid file names the shared sandbox');
+  assert.is(gvisorProfile.subcontainerStdioAt, 'start');
   assert.is(gvisorProfile.criuFlag, undefined);
   assert.equal(gvisorProfileWith({ platform: 'kvm', network: 'host' }).globalArgs, ['--platform=kvm', '--network=host']);
 
