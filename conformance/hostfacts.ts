@@ -15,10 +15,10 @@ export interface HostFactsReport {
   versions: Record<string, string>;
 }
 
-async function firstLine(cmd: string, args: string[]): Promise<string> {
+async function firstLine(cmd: string, args: string[], lines = 1): Promise<string> {
   try {
     const r = await runCommand(cmd, args, { timeoutMs: 10_000 });
-    const line = (r.stdout + '\n' + r.stderr).split('\n').map((l) => l.trim()).find(Boolean) ?? '';
+    const line = (r.stdout + '\n' + r.stderr).split('\n').map((l) => l.trim()).filter(Boolean).slice(0, lines).join(' ');
     return r.exitCode === 0 ? line : `exit ${r.exitCode}: ${line}`;
   } catch (e) {
     return `not installed (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`;
@@ -41,7 +41,7 @@ export async function gatherHostFacts(): Promise<HostFactsReport> {
     firstLine('crun', ['--version']),
     firstLine('youki', ['--version']),
     firstLine('criu', ['--version']),
-    firstLine('containerd-shim-runc-v2', ['-v']),
+    firstLine('containerd-shim-runc-v2', ['-v'], 2),
   ]);
   return {
     kernel,

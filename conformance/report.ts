@@ -67,7 +67,7 @@ export function renderMarkdown(r: MatrixReport): string {
     out.push('', `## ${title}`, '');
     for (const c of cells) {
       out.push(`- \`${c.scenario}\` on **${c.column}**: ${mdEscape(c.detail)}`);
-      for (const d of c.diff ?? []) out.push(`  - ${mdEscape(d)}`);
+      for (const d of c.diff ?? []) if (!c.detail.includes(d)) out.push(`  - ${mdEscape(d)}`);
       if (c.notes && c.status !== 'pass') out.push(`  - notes: \`${mdEscape(JSON.stringify(c.notes)).slice(0, 600)}\``);
     }
   };
