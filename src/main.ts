@@ -67,6 +67,7 @@ async function main(argv: string[]): Promise<number> {
         containerdAddress: flags.address,
         publishBinary: flags.publishBinary,
         debug: flags.debug,
+        socket: flags.socket,
       });
       const uid = process.geteuid?.() ?? 0;
       const gid = process.getegid?.() ?? 0;

@@ -22,6 +22,8 @@ export interface RootOptions {
   containerdAddress?: string;
   publishBinary?: string;
   debug?: boolean;
+  /** the daemon's own socket path */
+  socket?: string;
 }
 
 const noPublisher: EventPublisher = {
@@ -54,6 +56,7 @@ export function buildContainer(opts: RootOptions): Container {
         publishBinary: opts.publishBinary ?? '',
         ttrpcAddress: opts.ttrpcAddress ?? '',
         debug: opts.debug ?? false,
+        address: opts.socket ? `unix://${opts.socket}` : '',
       },
       publisher: ctx.get<EventPublisher>(Publisher),
       log: ctx.get<Logger>(Log),

@@ -76,7 +76,7 @@ export interface HandlerConfig {
 export interface HandlerContext {
   namespace: string;
   /** How containerd started this shim: what a delegating handler passes on to its delegate. */
-  shim: { containerdAddress: string; publishBinary: string; ttrpcAddress: string; debug: boolean };
+  shim: { containerdAddress: string; publishBinary: string; ttrpcAddress: string; debug: boolean; /** our own `unix://` address ('' outside the daemon) */ address: string };
   publisher: import('./events.js').EventPublisher;
   log: import('pino').Logger;
   /** Everything a handler needs from the operating system, solved once in src/sys. */

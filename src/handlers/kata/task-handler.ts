@@ -7,7 +7,7 @@ import type { Client } from '../../ttrpc/index.js';
 import type { CleanupResult, HandlerContext, TaskHandler } from '../../shim-api/handler.js';
 import { notFound } from '../../shim-api/errors.js';
 import { Any, packAny, runtimeOptions, task, SERVICE, TYPE_URL } from '../../shim-api/proto/index.js';
-import { deleteDelegate, dial, startDelegate, type DelegateConfig } from './delegate.js';
+import { delegateSocket, deleteDelegate, dial, recordDelegate, startDelegate, type DelegateConfig } from './delegate.js';
 
 export interface KataConfig extends DelegateConfig {
   name: string;
@@ -70,6 +70,9 @@ export class KataTaskHandler implements TaskHandler {
   async create(req: task.CreateTaskRequest): Promise<task.CreateTaskResponse> {
     const options = this.delegateOptions();
     const socket = await startDelegate(this.cfg, this.ctx, req.bundle, req.id, options ? Any.encode(options).finish() : undefined);
+    // The delegate wrote its own socket into the bundle's `address`: containerd must keep
+    // reconnecting to us (after a restart), and our `delete` must find the delegate.
+    recordDelegate(req.bundle, socket, this.ctx.shim.address);
     const d: Delegated = { socket, client: await this.client(socket), pid: 0 };
     const res = await this.call(d, 'Create', task.CreateTaskRequest, { ...req, options }, task.CreateTaskResponse);
     d.pid = res.pid;
@@ -141,7 +144,24 @@ export class KataTaskHandler implements TaskHandler {
     this.clients.clear();
   }
 
+  /**
+   * `delete` subcommand (our daemon is gone): the delegate's own `delete` removes the task,
+   * then its daemon is asked to shut down, as containerd would have done for it.
+   */
   static async cleanup(cfg: KataConfig, ctx: HandlerContext, bundle: string, id: string): Promise<CleanupResult> {
+    const socket = delegateSocket(bundle);
+    const client = socket ? await dial(socket).catch(() => undefined) : undefined;
+    if (client) {
+      // The delegate daemon outlived us: end the task through it (kill, wait, delete), then
+      // ask it to shut down; it exits once no task of its own is left.
+      const opts = { timeoutMs: 3000, metadata: { 'containerd-namespace': ctx.namespace } };
+      const rpc = (method: string, bytes: Uint8Array) => client.call(SERVICE.Task, method, bytes, opts).catch(() => undefined);
+      await rpc('Kill', task.KillRequest.encode(task.KillRequest.fromPartial({ id, signal: 9, all: true })).finish());
+      await rpc('Wait', task.WaitRequest.encode(task.WaitRequest.fromPartial({ id })).finish());
+      await rpc('Delete', task.DeleteRequest.encode(task.DeleteRequest.fromPartial({ id })).finish());
+      await rpc('Shutdown', task.ShutdownRequest.encode(task.ShutdownRequest.fromPartial({ id })).finish());
+      client.close();
+    }
     const r = await deleteDelegate(cfg, ctx, bundle, id);
     return { pid: r.pid, exitStatus: r.exitStatus };
   }
