@@ -451,7 +451,7 @@ const gvisor = entry({
   summary: 'gVisor through runsc\'s runc-compatible CLI (application kernel sandbox)',
   binary: gvisorProfile.binary,
   binaryFor: (config) => config?.binary ?? gvisorProfile.binary,
-  supports: [...gvisorProfile.supports],
+  supports: [...gvisorProfile.supports].filter((op) => !gvisorProfile.shimUnsupported[op]),
   notes: gvisorProfile.notes ?? [],
   podAnnotations: ['dev.gvisor.*'],
   privilegedWithoutHostDevices: false,

@@ -87,6 +87,17 @@ export interface RuntimeProfile {
    * hands the `start` command's stdio to containers that join an existing sandbox).
    */
   readonly subcontainerStdioAt: 'create' | 'start';
+  /**
+   * How "checkpoint and exit" is done: 'flag' (omit --leave-running: runc) or 'kill' (checkpoint
+   * with --leave-running, then SIGKILL: runsc fails its own post-checkpoint wait when the shim,
+   * as subreaper, has already reaped the sandbox).
+   */
+  readonly checkpointExit: 'flag' | 'kill';
+  /**
+   * Operations the backend's CLI has but tsshim's task handler cannot offer through containerd,
+   * with the reason (answered as Unimplemented).
+   */
+  readonly shimUnsupported: Readonly<Partial<Record<Operation, string>>>;
   /** Known differences, for docs and `doctor`. */
   readonly notes?: readonly string[];
 }
@@ -114,6 +125,10 @@ export interface ProfileSpec {
   exitMonitor?: 'reap' | 'wait';
   /** Default 'create'. */
   subcontainerStdioAt?: 'create' | 'start';
+  /** Default 'flag'. */
+  checkpointExit?: 'flag' | 'kill';
+  /** Default none. */
+  shimUnsupported?: Readonly<Partial<Record<Operation, string>>>;
   notes?: readonly string[];
 }
 
@@ -186,6 +201,8 @@ export function defineProfile(p: ProfileSpec): RuntimeProfile {
     flags: new FrozenMap(flags),
     exitMonitor: p.exitMonitor ?? 'reap',
     subcontainerStdioAt: p.subcontainerStdioAt ?? 'create',
+    checkpointExit: p.checkpointExit ?? 'flag',
+    shimUnsupported: Object.freeze({ ...(p.shimUnsupported ?? {}) }),
     ...(p.notes !== undefined ? { notes: Object.freeze([...p.notes]) } : {}),
   };
   return Object.freeze(profile);

@@ -434,12 +434,16 @@ export class OciTaskHandler implements TaskHandler {
 
   async checkpoint(req: task.CheckpointTaskRequest): Promise<void> {
     const c = this.container(req.id);
+    const why = this.deps.profile.shimUnsupported.checkpoint;
+    if (why) throw unimplemented(`${this.name}: checkpoint is not supported through tsshim: ${why}`);
     c.init.require('checkpoint');
     const o = unpackAny(req.options, TYPE_URL.RuncCheckpointOptions, runcOptions.CheckpointOptions);
+    const exit = o?.exit ?? false;
+    const exitByKill = exit && this.deps.profile.checkpointExit === 'kill';
     await c.driver.checkpoint(c.id, {
       imagePath: o?.imagePath || req.path,
       workPath: o?.workPath || undefined,
-      leaveRunning: !(o?.exit ?? false),
+      leaveRunning: !exit || exitByKill,
       tcpEstablished: o?.openTcp || undefined,
       externalUnixSockets: o?.externalUnixSockets || undefined,
       shellJob: o?.terminal || undefined,
@@ -447,6 +451,7 @@ export class OciTaskHandler implements TaskHandler {
       emptyNamespaces: o?.emptyNamespaces?.length ? o.emptyNamespaces : undefined,
       cgroupsMode: o?.cgroupsMode || undefined,
     });
+    if (exitByKill) await c.driver.kill(c.id, 9, true);
   }
 
   async kill(req: task.KillRequest): Promise<void> {
