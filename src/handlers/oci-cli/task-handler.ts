@@ -63,6 +63,8 @@ interface Container {
   /** joins an existing pod sandbox (CRI container-type "container") and the backend takes its stdio at start */
   stdioAtStart: boolean;
   cgroup?: CgroupRef;
+  /** Create with a checkpoint: the runtime restores it at Start (runc-v2's createdCheckpointState) */
+  restoreFrom?: { imagePath: string; noPivot?: boolean };
   /** OOM kills seen so far in its cgroup (ADR 0004) */
   oomKills: number;
   ioUid?: number;
@@ -182,6 +184,31 @@ export class OciTaskHandler implements TaskHandler {
     });
   }
 
+  private watchCgroup(c: Container): void {
+    if (!c.init.pid) return;
+    try {
+      c.cgroup = cgroupOfPid(c.init.pid);
+      c.oomKills = oomKillCount(c.cgroup);
+    } catch {
+      /* no cgroup (yet): Stats answers NotFound, no OOM events */
+    }
+  }
+
+  /** Start of a task created from a checkpoint: `<runtime> restore --detach`. */
+  private async restore(c: Container, p: Proc): Promise<void> {
+    const io = p.io!;
+    const pidFile = path.join(c.bundle, 'init.pid');
+    await this.withConsole(io, (consoleSocket) =>
+      c.driver.restore(c.id, { imagePath: c.restoreFrom!.imagePath, pidFile, consoleSocket, noPivot: c.restoreFrom!.noPivot, detach: true, stdio: io.childFds }),
+    );
+    p.pid = await this.readPid(pidFile);
+    this.byPid.set(p.pid, p);
+    const early = this.claimEarlyExit(p.pid);
+    if (early) p.recordExit(early);
+    this.watchCgroup(c);
+    c.restoreFrom = undefined;
+  }
+
   /** Backends whose pid file names a shared sandbox report each container's exit through `wait`. */
   private watchExit(c: Container): void {
     c.driver.wait(c.id).then(
@@ -222,7 +249,6 @@ export class OciTaskHandler implements TaskHandler {
   async create(req: task.CreateTaskRequest): Promise<task.CreateTaskResponse> {
     if (this.containers.has(req.id)) throw new ShimError('AlreadyExists', `container ${req.id}: already exists`);
     const spec = await readSpec(req.bundle);
-    if (req.checkpoint) throw unimplemented(`${this.name}: restore from checkpoint on create is not supported by this handler yet`);
     const opts = unpackAny(req.options, TYPE_URL.RuncOptions, runcOptions.Options);
     const driver = new OciCliDriver(
       {
@@ -262,28 +288,27 @@ export class OciTaskHandler implements TaskHandler {
       c.init.io = io;
       const pidFile = path.join(req.bundle, 'init.pid');
       const createOpts = { pidFile, noPivot: opts?.noPivotRoot || undefined, noNewKeyring: opts?.noNewKeyring || undefined };
-      if (c.stdioAtStart) {
+      if (req.checkpoint) {
+        // Nothing runs until Start, which restores; the runtime must be able to.
+        if (!this.deps.profile.supports.has('restore')) throw unimplemented(`${this.deps.profile.name} does not support restore`);
+        c.restoreFrom = { imagePath: req.checkpoint, noPivot: createOpts.noPivot };
+      } else if (c.stdioAtStart) {
         await driver.create(req.id, createOpts); // stdio goes to `start`
       } else {
         await this.withConsole(io, (consoleSocket) => driver.create(req.id, { ...createOpts, consoleSocket, stdio: io!.childFds }));
       }
-      c.init.pid = await this.readPid(pidFile);
+      if (!c.restoreFrom) c.init.pid = await this.readPid(pidFile);
     } catch (err) {
       await io?.close(0);
       await driver.delete(req.id, { force: true }).catch(() => undefined);
       if (c.mounted) this.safeUnmount(rootfs);
       throw err;
     }
-    try {
-      c.cgroup = cgroupOfPid(c.init.pid);
-      c.oomKills = oomKillCount(c.cgroup);
-    } catch {
-      /* no cgroup (yet): Stats answers NotFound, no OOM events */
-    }
+    this.watchCgroup(c);
     this.containers.set(c.id, c);
     this.ensureOomPoll();
     // A sub-container's pid file names the pod's sandbox: only `wait` can tell its exit.
-    if (!c.stdioAtStart) this.byPid.set(c.init.pid, c.init);
+    if (!c.stdioAtStart && c.init.pid) this.byPid.set(c.init.pid, c.init);
     this.publish('/tasks/create', TYPE_URL.TaskCreate, events.TaskCreate, {
       containerId: req.id,
       bundle: req.bundle,
@@ -301,7 +326,9 @@ export class OciTaskHandler implements TaskHandler {
     p.starting = true;
     this.beginStart();
     try {
-      if (p.isInit) {
+      if (p.isInit && c.restoreFrom) {
+        await this.restore(c, p);
+      } else if (p.isInit) {
         await c.driver.start(c.id, c.stdioAtStart ? { stdio: p.io!.childFds } : {});
         if (c.stdioAtStart) p.io!.closeChildEnds();
         // runsc refuses `wait` before start; a root container's fast exit is still reaped.
