@@ -19,6 +19,11 @@ const STANDARD_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/
 const CRI_PLUGIN = 'io.containerd.grpc.v1.cri';
 
 export interface CtrOptions {
+  /**
+   * Written to ctr's stdin, then closed. Note: ctr 1.6 `run` (without -t) never passes that EOF
+   * on (it does not call CloseIO and the runc shim keeps a writer on the stdin FIFO), so the
+   * container command must stop reading by itself (e.g. `read line`), not wait for EOF.
+   */
   input?: string | Buffer;
   timeoutMs?: number;
   namespace?: string;
@@ -223,7 +228,12 @@ class Instance implements PrivateContainerd {
     child.ref();
     try {
       child.kill('SIGTERM');
-      const done = await Promise.race([this.exited!.then(() => true), sleep(graceMs).then(() => false)]);
+      let timer: NodeJS.Timeout | undefined;
+      const done = await Promise.race([
+        this.exited!.then(() => true),
+        new Promise<boolean>((r) => (timer = setTimeout(() => r(false), graceMs))),
+      ]);
+      clearTimeout(timer);
       if (!done) {
         child.kill('SIGKILL');
         await this.exited;

@@ -25,26 +25,33 @@ export interface RunOptions {
 export function runCommand(cmd: string, args: string[], opts: RunOptions = {}): Promise<RunResult> {
   const timeoutMs = opts.timeoutMs ?? 120_000;
   return new Promise((resolve, reject) => {
+    // Own process group, so a timeout also kills grandchildren (e.g. ctr under `bash -c`).
     const child = spawn(cmd, args, {
       stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
       env: opts.env ?? process.env,
       cwd: opts.cwd,
+      detached: true,
     });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     child.stdout!.on('data', (b: Buffer) => out.push(b));
     child.stderr!.on('data', (b: Buffer) => err.push(b));
     let timedOut = false;
+    let settled = false;
+    let exitTimer: NodeJS.Timeout | undefined;
     const timer = setTimeout(() => {
       timedOut = true;
-      child.kill('SIGKILL');
+      try {
+        process.kill(-child.pid!, 'SIGKILL');
+      } catch {
+        child.kill('SIGKILL');
+      }
     }, timeoutMs);
-    child.on('error', (e) => {
+    const finish = (code: number | null, signal: NodeJS.Signals | null) => {
+      if (settled) return;
+      settled = true;
       clearTimeout(timer);
-      reject(e);
-    });
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
+      clearTimeout(exitTimer);
       const stdout = Buffer.concat(out).toString('utf8');
       const stderr = Buffer.concat(err).toString('utf8');
       if (timedOut) {
@@ -55,9 +62,24 @@ export function runCommand(cmd: string, args: string[], opts: RunOptions = {}): 
         );
         return;
       }
-      const exitCode = code ?? (signal ? 128 + signalNumber(signal) : 1);
-      resolve({ stdout, stderr, exitCode });
+      resolve({ stdout, stderr, exitCode: code ?? (signal ? 128 + signalNumber(signal) : 1) });
+    };
+    child.on('error', (e) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      reject(e);
     });
+    // 'close' waits for stdio EOF; if a leftover grandchild keeps the pipes open, give up on
+    // the remaining output 2 s after the command itself exited.
+    child.on('exit', (code, signal) => {
+      exitTimer = setTimeout(() => {
+        child.stdout!.destroy();
+        child.stderr!.destroy();
+        finish(code, signal);
+      }, timedOut ? 200 : 2000);
+    });
+    child.on('close', (code, signal) => finish(code, signal));
     if (opts.input !== undefined) {
       child.stdin!.on('error', () => {
         /* the command may exit without reading its input */
