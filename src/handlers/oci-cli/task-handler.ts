@@ -467,17 +467,34 @@ export class OciTaskHandler implements TaskHandler {
     const o = unpackAny(req.options, TYPE_URL.RuncCheckpointOptions, runcOptions.CheckpointOptions);
     const exit = o?.exit ?? false;
     const exitByKill = exit && this.deps.profile.checkpointExit === 'kill';
-    await c.driver.checkpoint(c.id, {
-      imagePath: o?.imagePath || req.path,
-      workPath: o?.workPath || undefined,
-      leaveRunning: !exit || exitByKill,
-      tcpEstablished: o?.openTcp || undefined,
-      externalUnixSockets: o?.externalUnixSockets || undefined,
-      shellJob: o?.terminal || undefined,
-      fileLocks: o?.fileLocks || undefined,
-      emptyNamespaces: o?.emptyNamespaces?.length ? o.emptyNamespaces : undefined,
-      cgroupsMode: o?.cgroupsMode || undefined,
-    });
+    // As runc-v2 for CRIU backends: without a work path CRIU works in <bundle>/work/criu-work
+    // (removed afterwards); when the dump fails its dump.log is kept as <bundle>/criu-dump.log
+    // and the error names it (containerd removes the image dir, where the log landed before).
+    const criu = this.deps.profile.criuFlag !== undefined;
+    const ownWork = criu && !o?.workPath;
+    const workPath = o?.workPath || (criu ? path.join(c.bundle, 'work', 'criu-work') : undefined);
+    try {
+      await c.driver.checkpoint(c.id, {
+        imagePath: o?.imagePath || req.path,
+        workPath,
+        leaveRunning: !exit || exitByKill,
+        tcpEstablished: o?.openTcp || undefined,
+        externalUnixSockets: o?.externalUnixSockets || undefined,
+        shellJob: o?.terminal || undefined,
+        fileLocks: o?.fileLocks || undefined,
+        emptyNamespaces: o?.emptyNamespaces?.length ? o.emptyNamespaces : undefined,
+        cgroupsMode: o?.cgroupsMode || undefined,
+      });
+    } catch (err) {
+      if (!criu || !workPath || !(err instanceof ShimError)) throw err;
+      const dumpLog = path.join(c.bundle, 'criu-dump.log');
+      await fs.copyFile(path.join(workPath, 'dump.log'), dumpLog).catch((e: unknown) =>
+        this.deps.log.error({ err: e, container: c.id }, 'failed to copy dump.log to criu-dump.log'),
+      );
+      throw new ShimError(err.kind, `${err.message.split('\n')[0]} path= ${dumpLog}`, { cause: err });
+    } finally {
+      if (ownWork) await fs.rm(workPath!, { recursive: true, force: true }).catch(() => undefined);
+    }
     if (exitByKill) await c.driver.kill(c.id, 9, true);
   }
 
