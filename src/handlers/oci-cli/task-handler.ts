@@ -106,7 +106,7 @@ export class OciTaskHandler implements TaskHandler {
     const c = this.container(id);
     if (!execId) return { c, p: c.init };
     const p = c.execs.get(execId);
-    if (!p) throw notFound(`process ${execId}: not found`);
+    if (!p) throw notFound(`process does not exist ${execId}: not found`); // runc-v2's words
     return { c, p };
   }
 
