@@ -163,7 +163,7 @@ test('real runc: create, start, ps, exec, update, pause, resume, kill 9, delete'
   } catch (e) {
     assert.instance(e, ShimError);
     assert.is((e as ShimError).kind, 'NotFound');
-    assert.match((e as ShimError).message, /^OCI runtime state failed: runc state failed: container does not exist: exit status 1$/);
+    assert.match((e as ShimError).message, /^OCI runtime state failed: runc state failed: container does not exist$/);
   }
   try {
     await d.kill(ID, 15);
@@ -188,10 +188,10 @@ test('real runc: a failing create reports runc\'s own words from log.json', asyn
     assert.is(se.kind, 'Unknown');
     assert.match(se.message, /^OCI runtime create failed: runc create failed: /);
     assert.match(se.message, /\/does-not-exist/);
-    assert.match(se.message, /no such file or directory: exit status 1$/);
+    assert.match(se.message, /no such file or directory$/);
     // The words come from runc's log.json, not from stderr (stderr went to /dev/null).
     const log = readFileSync(path.join(bundle, 'log.json'), 'utf8');
-    const detail = se.message.replace(/^OCI runtime create failed: /, '').replace(/: exit status 1$/, '');
+    const detail = se.message.replace(/^OCI runtime create failed: /, '');
     assert.ok(log.includes(JSON.stringify(detail).slice(1, -1)), `log.json holds ${detail}`);
   } finally {
     await d.delete(BAD_ID, { force: true }).catch(() => undefined);

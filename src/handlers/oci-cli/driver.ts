@@ -481,7 +481,9 @@ export class OciCliDriver {
     const msg = logged ?? (r.stderr.trim() || r.stdout.trim() || 'no error message');
     const detail = msg.startsWith(`${name} ${sub} failed`) ? msg : `${name} ${sub} failed: ${msg}`;
     const status = r.signal !== undefined ? `signal: ${r.signal}` : `exit status ${r.exitCode}`;
-    const message = `OCI runtime ${op} failed: ${detail}: ${status}`;
+    // runc-v2 (runtimeError) gives only the runtime's last logged error when there is one; the
+    // exit status only when the log said nothing.
+    const message = logged !== undefined ? `OCI runtime ${op} failed: ${detail}` : `OCI runtime ${op} failed: ${detail}: ${status}`;
     throw new ShimError(classifyFailure(op, msg), message);
   }
 
