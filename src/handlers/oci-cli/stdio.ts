@@ -121,22 +121,23 @@ export class ProcessIO {
         continue;
       }
       const uri = parseUri(target);
+      if (uri && uri.scheme !== 'fifo' && uri.scheme !== 'file') throw invalidArgument(`unsupported stdio URI scheme "${uri.scheme}" in ${target}`);
+      let sink: Writable;
       if (uri?.scheme === 'file') {
+        // As runc-v2: the runtime gets a pipe and the shim appends what comes out to the file
+        // (created 0644). Handing the runtime the file itself let IoUid/IoGid and runc's
+        // re-owning of the container's stdio (fixStdioPermissions) chown the host file.
         fs.mkdirSync(path.dirname(uri.path), { recursive: true });
-        const fd = fs.openSync(uri.path, O_WRONLY | O_APPEND | O_CREAT, 0o640);
-        this.chown(fd);
-        this.childFds[i] = fd;
-        this.childOwned.push(fd);
-        continue;
+        fs.closeSync(fs.openSync(uri.path, O_WRONLY | O_APPEND | O_CREAT, 0o644)); // errors surface in Create
+        sink = this.track(fs.createWriteStream(uri.path, { flags: 'a' }));
+      } else {
+        sink = this.openFifoWriter(uri ? uri.path : target);
       }
-      if (uri && uri.scheme !== 'fifo') throw invalidArgument(`unsupported stdio URI scheme "${uri.scheme}" in ${target}`);
-      const fifoPath = uri ? uri.path : target;
       const p = this.newPipe();
       this.chown(p.write);
       this.childFds[i] = p.write;
       this.childOwned.push(p.write);
       const source = this.track(new net.Socket({ fd: p.read, readable: true, writable: false }));
-      const sink = this.openFifoWriter(fifoPath);
       this.copies.push(copy(source, sink));
     }
   }
