@@ -25,6 +25,8 @@ export const TSSHIM_RUNTIME = 'io.containerd.tsshim.v2';
 export type ColumnId = 'reference' | 'runc' | 'gvisor' | 'kata' | 'youki' | 'crun';
 export const COLUMN_IDS: readonly ColumnId[] = ['reference', 'runc', 'gvisor', 'kata', 'youki', 'crun'];
 
+export type Isolation = 'host-kernel' | 'gvisor' | 'vm';
+
 export type Availability = { run: true; detail?: string } | { run: false; reason: string };
 
 export interface Column {
@@ -43,6 +45,11 @@ export interface Column {
   checkpointEngine: 'criu' | 'runsc';
   /** Whether the task pid is a process in the container's own pid namespace on the host (false: a sandbox). */
   hostPidNamespaceJoinable: boolean;
+  /**
+   * The kernel the container must see: the host's, gVisor's Sentry, or a VM's own. A stand-in
+   * declares what the stand-in gives (the Kata column's runc-v2 delegate runs on the host kernel).
+   */
+  isolation: Isolation;
   /**
    * Differences from the reference this column's handler declares (its profile says so), keyed
    * `<scenario id>:<observation path>`, with the reason. Reported, not counted as failures.
@@ -115,6 +122,7 @@ export const COLUMNS: Readonly<Record<ColumnId, Column>> = Object.freeze({
     runtimeType: REFERENCE_RUNTIME,
     checkpointEngine: 'criu',
     hostPidNamespaceJoinable: true,
+    isolation: 'host-kernel',
     probe: async () => needBinaries('containerd-shim-runc-v2', 'runc'),
     declares: () => true,
   },
@@ -126,6 +134,7 @@ export const COLUMNS: Readonly<Record<ColumnId, Column>> = Object.freeze({
     handlerToml: 'handler = "runc"\nname = "conformance-runc"\n',
     checkpointEngine: 'criu',
     hostPidNamespaceJoinable: true,
+    isolation: 'host-kernel',
     probe: async () => tsshimBuilt() ?? needBinaries('runc'),
     declares: declaresFromRegistry('runc'),
   },
@@ -138,6 +147,7 @@ export const COLUMNS: Readonly<Record<ColumnId, Column>> = Object.freeze({
     criHandlerToml: 'handler = "gvisor"\nname = "conformance-gvisor"\n\n[options]\nplatform = "ptrace"\nnetwork = "host"\n',
     checkpointEngine: 'runsc',
     hostPidNamespaceJoinable: false,
+    isolation: 'gvisor',
     knownDifferences: gvisorKnownDifferences(),
     probe: async () => tsshimBuilt() ?? needBinaries('runsc'),
     declares: declaresFromRegistry('gvisor'),
@@ -150,6 +160,8 @@ export const COLUMNS: Readonly<Record<ColumnId, Column>> = Object.freeze({
     handlerToml: 'handler = "kata"\nname = "conformance-kata-standin"\n\n[options]\nshim = "containerd-shim-runc-v2"\n',
     checkpointEngine: 'criu',
     hostPidNamespaceJoinable: true,
+    // The stand-in delegate (runc-v2) runs the container on the host kernel; real Kata would be 'vm'.
+    isolation: 'host-kernel',
     probe: async (): Promise<Availability> => {
       const built = tsshimBuilt();
       if (built) return built;
@@ -166,6 +178,7 @@ export const COLUMNS: Readonly<Record<ColumnId, Column>> = Object.freeze({
     handlerToml: 'handler = "youki"\nname = "conformance-youki"\n',
     checkpointEngine: 'criu',
     hostPidNamespaceJoinable: true,
+    isolation: 'host-kernel',
     probe: async () => tsshimBuilt() ?? (which('youki') ? { run: true } : { run: false, reason: 'youki not installed' }),
     declares: declaresFromRegistry('youki'),
   },
@@ -177,6 +190,7 @@ export const COLUMNS: Readonly<Record<ColumnId, Column>> = Object.freeze({
     handlerToml: `handler = "oci"\nname = "conformance-crun"\nbinary = "/usr/bin/crun"\nroot = "/run/containerd/crun"\n\n[options]\nunsupported = ${JSON.stringify(crunUnsupported)}\n`,
     checkpointEngine: 'criu',
     hostPidNamespaceJoinable: true,
+    isolation: 'host-kernel',
     probe: async (): Promise<Availability> => {
       const built = tsshimBuilt();
       if (built) return built;

@@ -2,6 +2,7 @@
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import type { Scenario } from '../types.js';
+import { KERNEL_PROBE, classifyKernel } from '../../test/helpers/isolation.js';
 import { ctrMessage, events, ok, runSleeper, topicsOf, waitFor, waitStatus } from './util.js';
 
 const exitCode = (code: number): Scenario => ({
@@ -28,6 +29,23 @@ export const lifecycleScenarios: Scenario[] = [
       return { exitCode: r.exitCode, stdout: r.stdout, stderr: r.stderr, containerLeft: ls.stdout.split('\n').includes(id) };
     },
     expect: (o) => (o.exitCode === 0 && o.stdout === 'hello\n' ? [] : [`expected exit 0 and "hello\\n", got ${o.exitCode} ${JSON.stringify(o.stdout)}`]),
+  },
+  {
+    id: 'isolation-kernel',
+    group: 'lifecycle',
+    title: '`uname -r; dmesg` inside: the container sees the kernel its column declares (host, gVisor Sentry or a VM)',
+    async run(ctx) {
+      const id = ctx.uniqueId('kernel');
+      const r = await ctx.ctr.run(id, KERNEL_PROBE, { rm: true });
+      const seen = classifyKernel(r.stdout);
+      ctx.note('declared', ctx.column.isolation);
+      ctx.note('seen', seen.kernel);
+      ctx.note('uname', seen.uname);
+      ctx.note('dmesg', seen.dmesg.split('\n').slice(0, 2).join(' | '));
+      // Compared with the reference: "as declared" (the kernels themselves differ by design).
+      return { exitCode: r.exitCode, kernelAsDeclared: seen.kernel === ctx.column.isolation };
+    },
+    expect: (o) => (o.kernelAsDeclared === true ? [] : ['the container does not see the kernel its column declares (see notes: declared, seen, uname, dmesg)']),
   },
   exitCode(42),
   exitCode(1),

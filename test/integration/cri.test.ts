@@ -32,6 +32,7 @@ import {
 import { findProcesses, runCommand, waitFor } from '../helpers/proc.js';
 import { shimPids } from '../helpers/tasks.js';
 import { skipWithReason } from '../helpers/skip.js';
+import { KERNEL_PROBE, classifyKernel, type SeenKernel } from '../helpers/isolation.js';
 
 const { NamespaceMode, ContainerState, PodSandboxState } = criV1;
 type PodSandboxConfig = criV1.PodSandboxConfig;
@@ -45,18 +46,21 @@ interface Handler {
   /** Basename of the shim binary containerd starts for this entry. */
   shimBinary: string;
   label: string;
+  /** The kernel the pod's containers must see (`uname -r; dmesg` through ExecSync). */
+  isolation: SeenKernel;
   /** Why the scenario cannot run on this machine, if it cannot. */
   unavailable?: () => string | undefined;
 }
 
 const HANDLERS: Handler[] = [
-  { name: 'runc', runtimeType: RUNC_RUNTIME_TYPE, shimBinary: 'containerd-shim-runc-v2', label: 'runc (reference: io.containerd.runc.v2)' },
+  { name: 'runc', runtimeType: RUNC_RUNTIME_TYPE, shimBinary: 'containerd-shim-runc-v2', label: 'runc (reference: io.containerd.runc.v2)', isolation: 'host-kernel' },
   {
     name: 'tsshim-runc',
     runtimeType: TSSHIM_RUNTIME_TYPE,
     tsshimConfig: 'handler = "runc"\n',
     shimBinary: 'containerd-shim-tsshim-v2',
     label: 'tsshim-runc (tsshim, runc handler)',
+    isolation: 'host-kernel',
   },
   {
     name: 'tsshim-gvisor',
@@ -64,6 +68,7 @@ const HANDLERS: Handler[] = [
     tsshimConfig: 'handler = "gvisor"\n\n[options]\nplatform = "ptrace"\nnetwork = "host"\n',
     shimBinary: 'containerd-shim-tsshim-v2',
     label: 'tsshim-gvisor (tsshim, gvisor handler, ptrace, host network)',
+    isolation: 'gvisor',
     unavailable: () => (onPath('runsc') ? undefined : 'runsc is not installed'),
   },
   {
@@ -72,6 +77,8 @@ const HANDLERS: Handler[] = [
     tsshimConfig: 'handler = "kata"\n\n[options]\nshim = "containerd-shim-runc-v2"\n',
     shimBinary: 'containerd-shim-tsshim-v2',
     label: 'tsshim-kata: kata handler (delegate stand-in: containerd-shim-runc-v2)',
+    // The stand-in delegate runs the pod with runc on the host kernel (real Kata: 'vm').
+    isolation: 'host-kernel',
     unavailable: () => (onPath('containerd-shim-runc-v2') ? undefined : 'containerd-shim-runc-v2 is not installed'),
   },
 ];
@@ -286,6 +293,11 @@ async function podScenario({ cd, cri, tmp }: Ctx, h: Handler): Promise<void> {
     assert.is(Buffer.from(ex.stdout).toString(), 'exec-ok\n');
     assert.is(Buffer.from(ex.stderr).toString(), '');
     assert.is(ex.exitCode, 3);
+
+    // Which kernel the pod runs on: gVisor's Sentry for tsshim-gvisor, the host's for runc.
+    const probe = await cri.runtime.execSync({ containerId, cmd: KERNEL_PROBE, timeout: 20n }, { timeoutMs: 60_000 });
+    const seen = classifyKernel(Buffer.from(probe.stdout).toString());
+    assert.is(seen.kernel, h.isolation, `kernel seen inside: uname ${seen.uname}, dmesg ${JSON.stringify(seen.dmesg.slice(0, 200))}`);
 
     // ContainerStatus RUNNING
     const running = await cri.runtime.containerStatus({ containerId, verbose: true });
