@@ -3,7 +3,7 @@
 // resolution of ~150 files was most of their start-up time (see docs/benchmarks.md).
 // koffi stays external: it loads its prebuilt native module at run time.
 import { build } from 'esbuild';
-import { rmSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 
 rmSync(new URL('../dist/bundle', import.meta.url), { recursive: true, force: true });
 await build({
@@ -19,3 +19,7 @@ await build({
   logLevel: 'warning',
   banner: { js: "import { createRequire as __tsshimRequire } from 'node:module'; const require = __tsshimRequire(import.meta.url);" },
 });
+
+// The launcher runs this entry: named as the shim, so `ps` and containerd's tooling show the shim's
+// name for its daemons (an extensionless file is ES module code under "type": "module").
+writeFileSync(new URL('../dist/bundle/containerd-shim-tsshim-v2', import.meta.url), "// containerd-shim-tsshim-v2 (see bin/containerd-shim-tsshim-v2)\nimport './main.js';\n");

@@ -5,6 +5,7 @@
  */
 import { parseFlags, FlagError, type ShimFlags } from './shim-api/bootstrap/flags.js';
 import { version } from './version.js';
+import type { Server } from './ttrpc/index.js';
 
 const SHIM = 'containerd-shim-tsshim-v2';
 
@@ -51,44 +52,11 @@ async function main(argv: string[]): Promise<number> {
       process.stdout.write(bytes);
       return 0;
     }
-    case 'daemon': {
-      const { createLogger } = await import('./log.js');
-      const { compose } = await import('./composition/root.js');
-      const { serve } = await import('./shim-api/bootstrap/daemon.js');
-      const { reaper } = await import('./sys/reaper.js');
-      const { peerCredentials } = await import('./sys/libc.js');
-      const log = createLogger({ level: flags.debug || process.env.TSSHIM_DEBUG === '1' ? 'debug' : 'info', base: { runtime: 'io.containerd.tsshim.v2', namespace: flags.namespace } });
-      process.on('uncaughtException', (err) => log.error({ err: err.stack ?? String(err) }, 'uncaught exception (shim keeps serving)'));
-      process.on('unhandledRejection', (err) => log.error({ err: err instanceof Error ? err.stack : String(err) }, 'unhandled rejection (shim keeps serving)'));
-      const { resolver, publisher } = compose({
-        namespace: flags.namespace,
-        log,
-        ttrpcAddress: process.env.TTRPC_ADDRESS,
-        containerdAddress: flags.address,
-        publishBinary: flags.publishBinary,
-        debug: flags.debug,
-        socket: flags.socket,
-      });
-      const uid = process.geteuid?.() ?? 0;
-      const gid = process.getegid?.() ?? 0;
-      await serve(flags, {
-        resolver,
-        publisher,
-        log,
-        version: version(),
-        startReaping: () => {
-          reaper.start();
-          return () => reaper.stop();
-        },
-        authorize: (socket) => {
-          const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
-          if (fd === undefined || fd < 0) throw new Error('cannot read peer credentials');
-          const cred = peerCredentials(fd);
-          if (cred.uid !== uid || cred.gid !== gid) throw new Error(`ttrpc: peer uid/gid ${cred.uid}/${cred.gid} refused`);
-        },
-      });
+    case 'daemon':
+      // The launcher runs containerd's `start` as `daemon` with TSSHIM_LAUNCHER=1 (ADR 0008).
+      if (process.env.TSSHIM_LAUNCHER === '1') return startAsDaemon(flags);
+      await runDaemon(flags);
       return -1; // keep running
-    }
     case '':
       process.stderr.write(`usage: ${SHIM} -namespace NS -id ID -address ADDR start|delete\n`);
       return 2;
@@ -98,8 +66,98 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
+/** Serve the task API until Shutdown (daemon mode). */
+async function runDaemon(flags: ShimFlags, listen?: (server: Server) => Promise<boolean>): Promise<void> {
+  const { createLogger } = await import('./log.js');
+  const { compose } = await import('./composition/root.js');
+  const { serve } = await import('./shim-api/bootstrap/daemon.js');
+  const { reaper } = await import('./sys/reaper.js');
+  const { peerCredentials } = await import('./sys/libc.js');
+  const log = createLogger({ level: flags.debug || process.env.TSSHIM_DEBUG === '1' ? 'debug' : 'info', base: { runtime: 'io.containerd.tsshim.v2', namespace: flags.namespace } });
+  process.on('uncaughtException', (err) => log.error({ err: err.stack ?? String(err) }, 'uncaught exception (shim keeps serving)'));
+  process.on('unhandledRejection', (err) => log.error({ err: err instanceof Error ? err.stack : String(err) }, 'unhandled rejection (shim keeps serving)'));
+  const { resolver, publisher } = compose({
+    namespace: flags.namespace,
+    log,
+    ttrpcAddress: process.env.TTRPC_ADDRESS,
+    containerdAddress: flags.address,
+    publishBinary: flags.publishBinary,
+    debug: flags.debug,
+    socket: flags.socket,
+  });
+  const uid = process.geteuid?.() ?? 0;
+  const gid = process.getegid?.() ?? 0;
+  await serve(flags, {
+    resolver,
+    publisher,
+    log,
+    version: version(),
+    listen,
+    startReaping: () => {
+      reaper.start();
+      return () => reaper.stop();
+    },
+    authorize: (socket) => {
+      const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
+      if (fd === undefined || fd < 0) throw new Error('cannot read peer credentials');
+      const cred = peerCredentials(fd);
+      if (cred.uid !== uid || cred.gid !== gid) throw new Error(`ttrpc: peer uid/gid ${cred.uid}/${cred.gid} refused`);
+    },
+  });
+}
+
+/**
+ * containerd's `start`, run by the launcher (bin/containerd-shim-tsshim-v2, ADR 0008) as `daemon`
+ * under `setsid -f`: this process does start's work and becomes the daemon. Its stdout/stderr are the launcher's capture pipe, which must see
+ * exactly the address (or an error) and then EOF; so stdio moves off it before anything can log,
+ * and the reply goes through a private copy of that pipe.
+ */
+async function startAsDaemon(flags: ShimFlags): Promise<number> {
+  const fs = await import('node:fs');
+  const libc = await import('./sys/libc.js');
+  const boot = await import('./shim-api/bootstrap/start.js');
+  const containerdPid = Number(process.env.TSSHIM_CONTAINERD_PID);
+  delete process.env.TSSHIM_LAUNCHER;
+  delete process.env.TSSHIM_CONTAINERD_PID;
+  let reply: number | undefined = libc.dupFd(1);
+  const answer = (text: string) => {
+    if (reply === undefined) return;
+    try {
+      fs.writeSync(reply, text);
+    } finally {
+      fs.closeSync(reply);
+      reply = undefined;
+    }
+  };
+  try {
+    const plan = boot.planStart(flags); // reads the options on stdin
+    if (await boot.isServing(plan.sock)) {
+      boot.writeAddressFile(plan); // the pod's shim serves this task too
+      answer(plan.address);
+      return 0;
+    }
+    const devNull = fs.openSync('/dev/null', 'r+');
+    libc.dup2(devNull, 0);
+    libc.dup2(devNull, 1);
+    libc.dup2(boot.openBundleLog(plan.bundle) ?? devNull, 2);
+    if (Number.isInteger(containerdPid) && containerdPid > 0) boot.adjustOomScore(process.pid, containerdPid);
+    await runDaemon({ ...flags, socket: plan.sock }, async (server) => {
+      const state = await boot.listenOrJoin(plan.sock, () => server.listen(plan.sock));
+      boot.writeAddressFile(plan);
+      answer(plan.address);
+      return state === 'listening';
+    });
+    return -1; // keep running
+  } catch (err) {
+    answer(`${SHIM}: start: ${err instanceof Error ? err.message : String(err)}\n`);
+    return 1;
+  }
+}
+
 main(process.argv.slice(2)).then(
   (code) => {
+    // Under the launcher's `setsid -f` nobody sees our exit status: say it last (see the launcher).
+    if (code > 0 && process.env.TSSHIM_LAUNCHER === '1') process.stderr.write(`[exit status ${code}]`);
     if (code >= 0) process.exit(code);
   },
   (err: unknown) => {

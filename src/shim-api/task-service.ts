@@ -8,7 +8,7 @@ import type { Server, UnaryHandler } from '../ttrpc/index.js';
 import { toStatus, notFound, failedPrecondition, alreadyExists } from './errors.js';
 import type { HandlerResolver, TaskHandler } from './handler.js';
 import { validateExecId, validateId } from './identifiers.js';
-import { TaskDefinition, type task } from './proto/index.js';
+import { TaskDefinition, task } from './proto/index.js';
 import { readSpecAnnotations } from './spec.js';
 import { writeDeletedMarker } from './bootstrap/deleted-marker.js';
 
@@ -113,7 +113,7 @@ export class TaskService {
       this.owners.delete(req.id);
       const bundle = this.bundles.get(req.id);
       this.bundles.delete(req.id);
-      if (bundle) writeDeletedMarker(bundle, { pid: res.pid, exitStatus: res.exitStatus });
+      if (bundle) writeDeletedMarker(bundle, task.DeleteResponse.encode(res).finish());
     }
     return res;
   }

@@ -160,6 +160,7 @@ interface Libc {
   connect: CFn;
   accept4: CFn;
   fcntl: CFn;
+  dup2: CFn;
   close: CFn;
   pipe2: CFn;
   open: CFn;
@@ -192,6 +193,7 @@ function lib(): Libc {
     connect: f('int connect(int fd, void *addr, uint32_t len)'),
     accept4: f('int accept4(int fd, void *addr, void *len, int flags)'),
     fcntl: f('int fcntl(int fd, int cmd, ...)'),
+    dup2: f('int dup2(int oldfd, int newfd)'),
     close: f('int close(int fd)'),
     pipe2: f('int pipe2(_Out_ int *fds, int flags)'),
     open: f('int open(const char *path, int flags, ...)'),
@@ -371,6 +373,11 @@ export function dupFd(fd: number): number {
   const r = lib().fcntl(fd, F_DUPFD_CLOEXEC, 'int', 0) as number;
   if (r < 0) fail('fcntl', () => `(${fd}, F_DUPFD_CLOEXEC)`);
   return r;
+}
+
+/** dup2: newFd becomes a copy of fd (without close-on-exec), e.g. to point stdio elsewhere. */
+export function dup2(fd: number, newFd: number): void {
+  if ((lib().dup2(fd, newFd) as number) < 0) fail('dup2', () => `(${fd}, ${newFd})`);
 }
 
 export function closeFd(fd: number): void {

@@ -61,6 +61,37 @@ for (const runtime of [TSSHIM, RUNC_V2]) {
 }
 
 for (const runtime of [TSSHIM, RUNC_V2]) {
+  t(`[${runtime}] shim daemon: detached from containerd (own process group, stdio not containerd's), oom_score_adj containerd + 1`, async ({ cd, image }) => {
+    const { readFileSync, readlinkSync } = await import('node:fs');
+    const id = uniqueId('daemon');
+    const r = await cd.ctr(['run', '-d', '--runtime', runtime, image, id, 'sleep', '300']);
+    assert.is(r.exitCode, 0, r.stderr);
+    try {
+      const shims = shimPids(cd, id);
+      assert.is(shims.length, 1, `one shim daemon for ${id}`);
+      const pid = shims[0]!;
+      // /proc/<pid>/stat: "pid (comm) state ppid pgrp session ..."
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const [, , pgrp] = stat.slice(stat.lastIndexOf(')') + 2).split(' ').map(Number);
+      assert.is(pgrp, pid, 'the daemon leads its own process group');
+      const adj = (p: number) => Number(readFileSync(`/proc/${p}/oom_score_adj`, 'utf8'));
+      assert.is(adj(pid), Math.min(adj(cd.pid) + 1, 1000), 'oom_score_adj is containerd\'s + 1');
+      for (const fd of [0, 1]) assert.is(readlinkSync(`/proc/${pid}/fd/${fd}`), '/dev/null', `fd ${fd} is /dev/null`);
+      const containerdFds = new Set(
+        (await import('node:fs')).readdirSync(`/proc/${cd.pid}/fd`).map((f) => { try { return readlinkSync(`/proc/${cd.pid}/fd/${f}`); } catch { return ''; } }).filter((l) => l.startsWith('pipe:')),
+      );
+      const shared = [0, 1, 2].map((fd) => readlinkSync(`/proc/${pid}/fd/${fd}`)).filter((l) => containerdFds.has(l));
+      assert.equal(shared, [], 'no stdio fd of the daemon is a pipe containerd holds');
+    } finally {
+      await cd.ctr(['task', 'kill', '-s', 'KILL', id]);
+      await waitFor(async () => (await taskStatus(cd, id))?.status === 'STOPPED', 10_000);
+      await cd.ctr(['task', 'rm', id]);
+      await cd.ctr(['c', 'rm', id]);
+    }
+  });
+}
+
+for (const runtime of [TSSHIM, RUNC_V2]) {
   t(`[${runtime}] stdin reaches the container`, async ({ cd, image }) => {
     // ctr 1.6 has no -i and never closes a task's stdin on EOF (runc-v2 and tsshim alike hang
     // on `cat`), so the container reads one line; EOF through CloseIO is tested in shim-direct.

@@ -13,6 +13,8 @@ import { REPO_ROOT, waitFor, isAlive } from '../helpers/proc.js';
 import { mkfifo } from '../../src/sys/libc.js';
 
 const SHIM = path.join(REPO_ROOT, 'bin', 'containerd-shim-tsshim-v2');
+/** The Node shim without the sh launcher (ADR 0008): the classic start, delete through Node. */
+const NODE_SHIM = [path.join(REPO_ROOT, 'dist', 'bundle', 'containerd-shim-tsshim-v2')];
 const NS = 'tsshim-direct';
 
 interface Ctx {
@@ -55,8 +57,9 @@ function newBundle(ctx: Ctx, id: string, args: string[]): string {
   return b;
 }
 
-function shimStart(ctx: Ctx, bundle: string, id: string, stdin: Buffer = Buffer.alloc(0)) {
-  return spawnSync(SHIM, ['-namespace', NS, '-address', ctx.fakeAddress, '-publish-binary', '/bin/false', '-id', id, 'start'], {
+function shimStart(ctx: Ctx, bundle: string, id: string, stdin: Buffer = Buffer.alloc(0), launcher = true) {
+  const args = ['-namespace', NS, '-address', ctx.fakeAddress, '-publish-binary', '/bin/false', '-id', id, 'start'];
+  return spawnSync(launcher ? SHIM : process.execPath, launcher ? args : [...NODE_SHIM, ...args], {
     cwd: bundle,
     input: stdin,
     env: { ...process.env, TTRPC_ADDRESS: ctx.eventsSock },
@@ -185,6 +188,78 @@ t('stdin FIFO: data reaches cat, CloseIO delivers EOF, output FIFO gets it all',
   } finally {
     client.close();
     outSock.destroy();
+  }
+});
+
+for (const launcher of [true, false]) {
+  const how = launcher ? 'launcher (start becomes the daemon, delete answered by sh)' : 'Node alone (start spawns a daemon, delete through Node)';
+  t(`start and delete through the ${how}: one daemon serves, delete prints the daemon's DeleteResponse`, async (ctx) => {
+    const id = launcher ? 'direct4' : 'direct5';
+    const bundle = newBundle(ctx, id, ['sh', '-c', 'exit 5']);
+    const r = shimStart(ctx, bundle, id, Buffer.alloc(0), launcher);
+    assert.is(r.status, 0, r.stderr.toString());
+    assert.is(r.stderr.length, 0, 'nothing on stderr');
+    const address = r.stdout.toString();
+    assert.match(address, /^unix:\/\/\/run\/containerd\/s\/[0-9a-f]{64}$/);
+    const client = await Client.connect(address.slice('unix://'.length));
+    try {
+      const conn = await call(client, 'Connect', task.ConnectRequest, { id }, task.ConnectResponse);
+      assert.ok(isAlive(conn.shimPid), 'the daemon runs');
+      assert.not.ok(isAlive(r.pid) && r.pid !== conn.shimPid, 'the start process is gone');
+      const cmdline = fs.readFileSync(`/proc/${conn.shimPid}/cmdline`, 'utf8').split('\0');
+      assert.ok(cmdline.some((a) => a.endsWith('/containerd-shim-tsshim-v2')), `ps shows the shim's name: ${cmdline.join(' ')}`);
+      assert.is(cmdline.filter(Boolean).at(-1), 'daemon');
+      const created = await call(client, 'Create', task.CreateTaskRequest, { id, bundle }, task.CreateTaskResponse);
+      const waiting = call(client, 'Wait', task.WaitRequest, { id }, task.WaitResponse);
+      await call(client, 'Start', task.StartRequest, { id });
+      assert.is((await waiting).exitStatus, 5);
+      const del = await call(client, 'Delete', task.DeleteRequest, { id }, task.DeleteResponse);
+      const marker = fs.readFileSync(path.join(bundle, 'tsshim-deleted.pb'));
+      assert.equal(task.DeleteResponse.decode(marker), del, 'the bundle keeps the Delete answer');
+      const delArgs = ['-namespace', NS, '-address', ctx.fakeAddress, '-publish-binary', '/bin/false', '-id', id, '-bundle', bundle, 'delete'];
+      const d = spawnSync(launcher ? SHIM : process.execPath, launcher ? delArgs : [...NODE_SHIM, ...delArgs], { cwd: '/', encoding: 'buffer' });
+      assert.is(d.status, 0, d.stderr.toString());
+      assert.equal(d.stdout, marker, 'delete prints exactly those bytes');
+      assert.equal({ pid: del.pid, exitStatus: del.exitStatus }, { pid: created.pid, exitStatus: 5 });
+      await call(client, 'Shutdown', task.ShutdownRequest, { id });
+      assert.ok(await waitFor(() => !isAlive(conn.shimPid), 5000), 'shim exits after Shutdown');
+    } finally {
+      client.close();
+    }
+  });
+}
+
+t('launcher start of a second task of the same pod joins the pod\'s shim', async (ctx) => {
+  const annotations = { 'io.kubernetes.cri.sandbox-id': 'direct-pod' };
+  const a = newBundle(ctx, 'direct6', ['sleep', '100']);
+  const b = newBundle(ctx, 'direct7', ['sleep', '100']);
+  for (const dir of [a, b]) {
+    const spec = JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8'));
+    spec.annotations = annotations;
+    fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(spec));
+  }
+  const r1 = shimStart(ctx, a, 'direct6');
+  assert.is(r1.status, 0, r1.stderr.toString());
+  const r2 = shimStart(ctx, b, 'direct7');
+  assert.is(r2.status, 0, r2.stderr.toString());
+  assert.is(r2.stdout.toString(), r1.stdout.toString(), 'same address');
+  assert.is(fs.readFileSync(path.join(b, 'address'), 'utf8'), r1.stdout.toString());
+  const client = await Client.connect(r1.stdout.toString().slice('unix://'.length));
+  try {
+    const c1 = await call(client, 'Connect', task.ConnectRequest, { id: 'direct6' }, task.ConnectResponse);
+    const daemons = fs.readdirSync('/proc').filter((p) => /^\d+$/.test(p)).filter((p) => {
+      try {
+        const argv = fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0');
+        return argv.includes(ctx.fakeAddress) && argv.includes('daemon');
+      } catch {
+        return false;
+      }
+    });
+    assert.equal(daemons, [String(c1.shimPid)], 'one daemon for the pod');
+    await call(client, 'Shutdown', task.ShutdownRequest, { id: 'direct6' });
+    assert.ok(await waitFor(() => !isAlive(c1.shimPid), 5000), 'shim exits after Shutdown');
+  } finally {
+    client.close();
   }
 });
 

@@ -1,6 +1,7 @@
 /**
- * Daemon mode: serve the task API on the listening socket `start` handed us as
- * fd 3, as child subreaper, until Shutdown finds no container left.
+ * Daemon mode: serve the task API, as child subreaper, until Shutdown finds no container left.
+ * By default on the listening socket the classic `start` handed us as fd 3; the launcher's start
+ * (ADR 0008) passes its own `listen`.
  */
 import fs from 'node:fs';
 import type { Logger } from 'pino';
@@ -19,6 +20,11 @@ export interface DaemonDeps {
   /** throws unless the peer may talk to us (SO_PEERCRED uid/gid equal ours) */
   authorize: (socket: import('node:net').Socket) => void;
   version: string;
+  /**
+   * Starts listening once the task service is registered. false: another shim already serves
+   * this socket, exit without serving. Default: the inherited listening socket on fd 3.
+   */
+  listen?: (server: Server) => Promise<boolean>;
 }
 
 export async function serve(flags: ShimFlags, deps: DaemonDeps): Promise<void> {
@@ -47,8 +53,12 @@ export async function serve(flags: ShimFlags, deps: DaemonDeps): Promise<void> {
     onShutdown: () => void exit('shutdown: no container left'),
   });
   service.register(server);
-  await server.listen({ fd: 3 });
+  const serving = deps.listen ? await deps.listen(server) : (await server.listen({ fd: 3 }), true);
+  if (!serving) {
+    stopReaping();
+    process.exit(0);
+  }
   process.on('SIGTERM', () => void exit('SIGTERM'));
   process.on('SIGINT', () => void exit('SIGINT'));
-  log.info({ id: flags.id, namespace: flags.namespace, pid: process.pid, socket: flags.socket, version: deps.version }, 'shim serving');
+  log.info({ id: flags.id, pid: process.pid, socket: flags.socket, version: deps.version }, 'shim serving');
 }

@@ -13,10 +13,9 @@ export function encodeDeleteResponse(r: { pid: number; exitStatus: number }): Ui
   return task.DeleteResponse.encode({ pid: r.pid, exitStatus: r.exitStatus, exitedAt: timestampFromDate(new Date()) }).finish();
 }
 
-/** The task was deleted through the daemon: answer from its marker, touch nothing. */
+/** The task was deleted through the daemon: answer with its DeleteResponse, touch nothing. */
 export function fastDelete(flags: ShimFlags): Uint8Array | undefined {
-  const m = readDeletedMarker(flags.bundle || process.cwd());
-  return m ? encodeDeleteResponse(m) : undefined;
+  return readDeletedMarker(flags.bundle || process.cwd());
 }
 
 export async function runDelete(flags: ShimFlags, resolver: HandlerResolver): Promise<Uint8Array> {

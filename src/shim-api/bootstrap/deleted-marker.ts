@@ -1,30 +1,29 @@
 /**
- * After a task's Delete succeeded the daemon leaves `<bundle>/tsshim-deleted.json`;
- * the `delete` subcommand containerd runs next (1.6 runs it after every teardown)
- * then answers from it without loading any handler: nothing is left to clean up.
+ * After a task's Delete succeeded the daemon leaves `<bundle>/tsshim-deleted.pb`: the encoded
+ * DeleteResponse of that Delete. The `delete` subcommand containerd runs next (1.6 runs it after
+ * every teardown and waits for it) answers with these bytes, touching nothing: the launcher
+ * (bin/containerd-shim-tsshim-v2, ADR 0008) even without booting Node.
  */
 import fs from 'node:fs';
 import path from 'node:path';
 
-export const DELETED_MARKER = 'tsshim-deleted.json';
+/** Also named in bin/containerd-shim-tsshim-v2. */
+export const DELETED_MARKER = 'tsshim-deleted.pb';
 
-export interface DeletedMarker {
-  pid: number;
-  exitStatus: number;
-}
-
-export function writeDeletedMarker(bundle: string, m: DeletedMarker): void {
+export function writeDeletedMarker(bundle: string, response: Uint8Array): void {
+  const file = path.join(bundle, DELETED_MARKER);
   try {
-    fs.writeFileSync(path.join(bundle, DELETED_MARKER), JSON.stringify(m), { mode: 0o600 });
+    // Written whole then renamed: a concurrent `delete` reads either nothing or all of it.
+    fs.writeFileSync(file + '.tmp', response, { mode: 0o600 });
+    fs.renameSync(file + '.tmp', file);
   } catch {
     /* bundle already gone: the subcommand then takes the slow path */
   }
 }
 
-export function readDeletedMarker(bundle: string): DeletedMarker | undefined {
+export function readDeletedMarker(bundle: string): Uint8Array | undefined {
   try {
-    const m = JSON.parse(fs.readFileSync(path.join(bundle, DELETED_MARKER), 'utf8')) as DeletedMarker;
-    return Number.isInteger(m.pid) && Number.isInteger(m.exitStatus) ? m : undefined;
+    return fs.readFileSync(path.join(bundle, DELETED_MARKER));
   } catch {
     return undefined;
   }

@@ -91,53 +91,91 @@ function listen(p: string): Promise<net.Server> {
   });
 }
 
-export async function start(flags: ShimFlags, shimScript: string): Promise<StartResult> {
+export interface StartPlan {
+  bundle: string;
+  /** Socket path of the shim serving this task's group. */
+  sock: string;
+  /** `unix://<sock>`: what `start` prints and the bundle's `address` file holds. */
+  address: string;
+}
+
+/** What every start does first: check the flags, read the options, pick the group's socket. */
+export function planStart(flags: ShimFlags): StartPlan {
   const bundle = process.cwd();
   if (!flags.namespace) throw new Error('shim namespace cannot be empty');
   if (!flags.id) throw new Error('shim id cannot be empty');
   readStdinOptions(bundle);
   const group = groupOf(flags.id, readAnnotations(bundle));
   const sock = socketPath(flags.address, flags.namespace, group);
-  const address = toAddress(sock);
   fs.mkdirSync(SOCKET_DIR, { recursive: true, mode: 0o700 });
+  return { bundle, sock, address: toAddress(sock) };
+}
 
-  let server: net.Server;
+/** Is a shim already serving on this socket (the pod's shim, which this task then joins)? */
+export const isServing = canConnect;
+
+/**
+ * Listens on the group's socket. 'joined' when a live shim already listens there (a race with
+ * another start of the same pod); a stale socket of a dead shim is removed first.
+ */
+export async function listenOrJoin(sock: string, listen: () => Promise<unknown>): Promise<'listening' | 'joined'> {
   try {
-    server = await listen(sock);
+    await listen();
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err;
-    if (await canConnect(sock)) {
-      // The pod's shim is already serving: this task joins it.
-      fs.writeFileSync(path.join(bundle, 'address'), address);
-      return { address, spawned: false };
-    }
-    fs.rmSync(sock, { force: true }); // stale socket of a dead shim
-    server = await listen(sock);
+    if (await canConnect(sock)) return 'joined';
+    fs.rmSync(sock, { force: true });
+    await listen();
   }
   fs.chmodSync(sock, 0o600);
+  return 'listening';
+}
 
-  const fd = (server as unknown as { _handle: { fd: number } })._handle.fd;
-  let logFd: number | 'ignore' = 'ignore';
+export function writeAddressFile(plan: StartPlan): void {
+  fs.writeFileSync(path.join(plan.bundle, 'address'), plan.address);
+}
+
+/** The bundle's `log` FIFO for writing (containerd reads it), or undefined when there is none. */
+export function openBundleLog(bundle: string): number | undefined {
   try {
-    logFd = fs.openSync(path.join(bundle, 'log'), fs.constants.O_WRONLY | fs.constants.O_NONBLOCK);
+    return fs.openSync(path.join(bundle, 'log'), fs.constants.O_WRONLY | fs.constants.O_NONBLOCK);
   } catch {
-    /* no log FIFO (not started by containerd): the daemon logs nowhere */
+    return undefined; // not started by containerd
   }
+}
+
+/**
+ * The classic start: this process listens, hands the socket to a detached daemon process
+ * (`daemon` subcommand, fd 3) and exits. The launcher's start (ADR 0008) instead becomes the
+ * daemon itself (main.ts), saving one Node boot per task.
+ */
+export async function start(flags: ShimFlags, shimScript: string): Promise<StartResult> {
+  const plan = planStart(flags);
+  let server: net.Server | undefined;
+  const state = await listenOrJoin(plan.sock, async () => {
+    server = await listen(plan.sock);
+  });
+  if (state === 'joined' || !server) {
+    writeAddressFile(plan);
+    return { address: plan.address, spawned: false };
+  }
+  const fd = (server as unknown as { _handle: { fd: number } })._handle.fd;
+  const logFd = openBundleLog(plan.bundle);
   const args = [
     ...process.execArgv,
     shimScript,
     '-namespace', flags.namespace,
     '-id', flags.id,
     '-address', flags.address,
-    '-socket', sock,
+    '-socket', plan.sock,
     ...(flags.publishBinary ? ['-publish-binary', flags.publishBinary] : []),
     ...(flags.debug ? ['-debug'] : []),
     'daemon',
   ];
   const child = spawn(process.execPath, args, {
-    cwd: bundle,
+    cwd: plan.bundle,
     detached: true,
-    stdio: ['ignore', 'ignore', logFd, fd],
+    stdio: ['ignore', 'ignore', logFd ?? 'ignore', fd],
     env: process.env,
   });
   await new Promise<void>((resolve, reject) => {
@@ -145,19 +183,19 @@ export async function start(flags: ShimFlags, shimScript: string): Promise<Start
     child.once('error', reject);
   });
   child.unref();
-  if (typeof logFd === 'number') fs.closeSync(logFd);
+  if (logFd !== undefined) fs.closeSync(logFd);
   // Do not close `server`: Node would unlink the socket path. Our copy of the fd goes
   // away when this process exits; the daemon's fd 3 keeps the socket listening.
   server.unref();
-  adjustOomScore(child.pid!);
-  fs.writeFileSync(path.join(bundle, 'address'), address);
-  return { address, spawned: true };
+  adjustOomScore(child.pid!, process.ppid);
+  writeAddressFile(plan);
+  return { address: plan.address, spawned: true };
 }
 
 /** The daemon gets containerd's oom_score_adj + 1, as runc-v2 does. */
-function adjustOomScore(pid: number): void {
+export function adjustOomScore(pid: number, containerdPid: number): void {
   try {
-    const parent = Number.parseInt(fs.readFileSync(`/proc/${process.ppid}/oom_score_adj`, 'utf8'), 10) || 0;
+    const parent = Number.parseInt(fs.readFileSync(`/proc/${containerdPid}/oom_score_adj`, 'utf8'), 10) || 0;
     fs.writeFileSync(`/proc/${pid}/oom_score_adj`, String(Math.min(parent + 1, 1000)));
   } catch {
     /* best effort */
