@@ -144,7 +144,8 @@ async function createWithOptions(ctx: Ctx, runtime: Runtime, id: string, options
   const parent = (await client.snapshots.stat({ snapshotter: got.snapshotter, key: got.snapshotKey })).info!.parent;
   const spec = JSON.parse(Buffer.from(got.spec!.value).toString()) as { linux: { cgroupsPath: string } };
   spec.linux.cgroupsPath = spec.linux.cgroupsPath.replace(tpl, id);
-  const { mounts } = await client.snapshots.prepare({ snapshotter: got.snapshotter, key: id, parent, labels: {} });
+  // The container first, then its snapshot: a prepared snapshot no container (or lease) refers to
+  // yet may be collected by containerd's GC (seen here as ENOENT on the overlay workdir at Create).
   await client.containers.create({
     container: {
       id,
@@ -157,6 +158,7 @@ async function createWithOptions(ctx: Ctx, runtime: Runtime, id: string, options
       runtime: { name: runtime, options: { typeUrl: TYPE_URL.RuncOptions, value: runcOptions.Options.encode(runcOptions.Options.fromPartial(options)).finish() } },
     },
   });
+  const { mounts } = await client.snapshots.prepare({ snapshotter: got.snapshotter, key: id, parent, labels: {} });
   await cd.ctr(['c', 'rm', tpl]);
   return {
     mounts,
