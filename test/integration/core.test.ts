@@ -5,7 +5,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { startContainerd, importTestImage, uniqueId, type PrivateContainerd } from '../helpers/containerd.js';
 import { waitFor, isAlive } from '../helpers/proc.js';
 import { TSSHIM, RUNC_V2, shimPids, leftovers, waitNoLeftovers, taskStatus, collectEvents, bundleDir } from '../helpers/tasks.js';
@@ -154,6 +154,8 @@ for (const runtime of [TSSHIM, RUNC_V2]) {
     const shim = findProcesses((argv) => argv.some((a) => a.includes(runtime === TSSHIM ? 'containerd-shim-tsshim-v2' : 'containerd-shim-runc-v2')) && argv.includes(id) && argv.includes(cd.address))
       .filter((p) => !p.argv.includes('start') && !p.argv.includes('delete'));
     assert.is(shim.length, 1, `one shim process: ${JSON.stringify(shim)}`);
+    const socket = readFileSync(`${bundleDir(cd, id)}/address`, 'utf8').trim().replace(/^unix:\/\//, '');
+    assert.ok(existsSync(socket), 'shim socket while the shim runs');
     process.kill(shim[0]!.pid, 'SIGKILL');
     assert.ok(await waitFor(async () => (await taskStatus(cd, id))?.status !== 'RUNNING', 15_000), 'task no longer running');
     assert.ok(await waitFor(() => !isAlive(row.pid), 10_000), 'container process gone');
@@ -161,6 +163,8 @@ for (const runtime of [TSSHIM, RUNC_V2]) {
     const crm = await cd.ctr(['c', 'rm', id]);
     assert.is(crm.exitCode, 0, crm.stderr);
     assert.equal(await waitNoLeftovers(cd, id, [row.pid]), []);
+    // runc-v2 1.6 leaves its socket file after its daemon was killed; tsshim's delete removes it (ADR 0005).
+    if (runtime === TSSHIM) assert.not.ok(existsSync(socket), `stale shim socket ${socket} removed by the delete subcommand`);
   });
 }
 

@@ -4,10 +4,14 @@
  * cannot reconnect, and after a failed create. Idempotent, per task, and its
  * stdout is exactly one DeleteResponse.
  */
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
 import type { HandlerResolver } from '../handler.js';
 import { task, timestampFromDate } from '../proto/index.js';
 import type { ShimFlags } from './flags.js';
 import { readDeletedMarker } from './deleted-marker.js';
+import { SOCKET_DIR, fromAddress } from './address.js';
 
 export function encodeDeleteResponse(r: { pid: number; exitStatus: number }): Uint8Array {
   return task.DeleteResponse.encode({ pid: r.pid, exitStatus: r.exitStatus, exitedAt: timestampFromDate(new Date()) }).finish();
@@ -20,5 +24,33 @@ export function fastDelete(flags: ShimFlags): Uint8Array | undefined {
 
 export async function runDelete(flags: ShimFlags, resolver: HandlerResolver): Promise<Uint8Array> {
   const bundle = flags.bundle || process.cwd();
-  return encodeDeleteResponse(await resolver.cleanup(bundle, flags.id));
+  const response = encodeDeleteResponse(await resolver.cleanup(bundle, flags.id));
+  await removeStaleSocket(bundle);
+  return response;
+}
+
+/**
+ * After the shim died (kill -9, OOM) its socket file stays behind: remove it when nothing listens
+ * on it any more. A live shim (another task of the pod) answers the probe and keeps its socket.
+ * runc-v2 1.6 leaves the file until a later start of the same group (docs/adr/0005).
+ */
+export async function removeStaleSocket(bundle: string): Promise<boolean> {
+  let sock: string;
+  try {
+    sock = fromAddress(fs.readFileSync(path.join(bundle, 'address'), 'utf8').trim());
+  } catch {
+    return false; // no address file: start never got that far
+  }
+  if (path.dirname(sock) !== SOCKET_DIR || !fs.existsSync(sock)) return false;
+  const listening = await new Promise<boolean>((resolve) => {
+    const s = net.connect(sock);
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', (err: NodeJS.ErrnoException) => resolve(err.code !== 'ECONNREFUSED' && err.code !== 'ENOENT'));
+  });
+  if (listening) return false;
+  fs.rmSync(sock, { force: true });
+  return true;
 }
