@@ -18,14 +18,13 @@ import { findHandler, which, type HandlerType } from '../src/composition/registr
 import { gvisorProfile } from '../src/handlers/gvisor/profile.js';
 import { makeBundle } from '../test/helpers/bundle.js';
 import { REPO_ROOT, runCommand } from '../test/helpers/proc.js';
+import type { SeenKernel } from '../test/helpers/isolation.js';
 
 export const REFERENCE_RUNTIME = 'io.containerd.runc.v2';
 export const TSSHIM_RUNTIME = 'io.containerd.tsshim.v2';
 
 export type ColumnId = 'reference' | 'runc' | 'gvisor' | 'kata' | 'youki' | 'crun';
 export const COLUMN_IDS: readonly ColumnId[] = ['reference', 'runc', 'gvisor', 'kata', 'youki', 'crun'];
-
-export type Isolation = 'host-kernel' | 'gvisor' | 'vm';
 
 export type Availability = { run: true; detail?: string } | { run: false; reason: string };
 
@@ -49,7 +48,7 @@ export interface Column {
    * The kernel the container must see: the host's, gVisor's Sentry, or a VM's own. A stand-in
    * declares what the stand-in gives (the Kata column's runc-v2 delegate runs on the host kernel).
    */
-  isolation: Isolation;
+  isolation: SeenKernel;
   /**
    * Differences from the reference this column's handler declares (its profile says so), keyed
    * `<scenario id>:<observation path>`, with the reason. Reported, not counted as failures.

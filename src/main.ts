@@ -108,14 +108,15 @@ async function runDaemon(flags: ShimFlags, listen?: (server: Server) => Promise<
 
 /**
  * containerd's `start`, run by the launcher (bin/containerd-shim-tsshim-v2, ADR 0008) as `daemon`
- * under `setsid -f`: this process does start's work and becomes the daemon. Its stdout/stderr are the launcher's capture pipe, which must see
- * exactly the address (or an error) and then EOF; so stdio moves off it before anything can log,
- * and the reply goes through a private copy of that pipe.
+ * under `setsid -f`: this process does start's work and becomes the daemon. Its stdout/stderr are
+ * the launcher's capture pipe, which must see exactly the address (or an error) and then EOF; so
+ * stdio moves off it before anything can log, and the reply goes through a private copy of it.
  */
 async function startAsDaemon(flags: ShimFlags): Promise<number> {
   const fs = await import('node:fs');
   const libc = await import('./sys/libc.js');
   const boot = await import('./shim-api/bootstrap/start.js');
+  const { isServing } = await import('./shim-api/bootstrap/address.js');
   const containerdPid = Number(process.env.TSSHIM_CONTAINERD_PID);
   delete process.env.TSSHIM_LAUNCHER;
   delete process.env.TSSHIM_CONTAINERD_PID;
@@ -131,15 +132,19 @@ async function startAsDaemon(flags: ShimFlags): Promise<number> {
   };
   try {
     const plan = boot.planStart(flags); // reads the options on stdin
-    if (await boot.isServing(plan.sock)) {
+    // A later task of a pod joins its shim: answer before loading anything of the daemon.
+    if (await isServing(plan.sock)) {
       boot.writeAddressFile(plan); // the pod's shim serves this task too
       answer(plan.address);
       return 0;
     }
     const devNull = fs.openSync('/dev/null', 'r+');
+    const logFd = boot.openBundleLog(plan.bundle);
     libc.dup2(devNull, 0);
     libc.dup2(devNull, 1);
-    libc.dup2(boot.openBundleLog(plan.bundle) ?? devNull, 2);
+    libc.dup2(logFd ?? devNull, 2);
+    fs.closeSync(devNull);
+    if (logFd !== undefined) fs.closeSync(logFd);
     if (Number.isInteger(containerdPid) && containerdPid > 0) boot.adjustOomScore(process.pid, containerdPid);
     await runDaemon({ ...flags, socket: plan.sock }, async (server) => {
       const state = await boot.listenOrJoin(plan.sock, () => server.listen(plan.sock));

@@ -5,7 +5,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { startContainerd, importTestImage, uniqueId, type PrivateContainerd } from '../helpers/containerd.js';
 import { waitFor, isAlive } from '../helpers/proc.js';
 import { TSSHIM, RUNC_V2, shimPids, leftovers, waitNoLeftovers, taskStatus, collectEvents, bundleDir } from '../helpers/tasks.js';
@@ -62,7 +62,6 @@ for (const runtime of [TSSHIM, RUNC_V2]) {
 
 for (const runtime of [TSSHIM, RUNC_V2]) {
   t(`[${runtime}] shim daemon: detached from containerd (own process group, stdio not containerd's), oom_score_adj containerd + 1`, async ({ cd, image }) => {
-    const { readFileSync, readlinkSync } = await import('node:fs');
     const id = uniqueId('daemon');
     const r = await cd.ctr(['run', '-d', '--runtime', runtime, image, id, 'sleep', '300']);
     assert.is(r.exitCode, 0, r.stderr);
@@ -78,7 +77,7 @@ for (const runtime of [TSSHIM, RUNC_V2]) {
       assert.is(adj(pid), Math.min(adj(cd.pid) + 1, 1000), 'oom_score_adj is containerd\'s + 1');
       for (const fd of [0, 1]) assert.is(readlinkSync(`/proc/${pid}/fd/${fd}`), '/dev/null', `fd ${fd} is /dev/null`);
       const containerdFds = new Set(
-        (await import('node:fs')).readdirSync(`/proc/${cd.pid}/fd`).map((f) => { try { return readlinkSync(`/proc/${cd.pid}/fd/${f}`); } catch { return ''; } }).filter((l) => l.startsWith('pipe:')),
+        readdirSync(`/proc/${cd.pid}/fd`).map((f) => { try { return readlinkSync(`/proc/${cd.pid}/fd/${f}`); } catch { return ''; } }).filter((l) => l.startsWith('pipe:')),
       );
       const shared = [0, 1, 2].map((fd) => readlinkSync(`/proc/${pid}/fd/${fd}`)).filter((l) => containerdFds.has(l));
       assert.equal(shared, [], 'no stdio fd of the daemon is a pipe containerd holds');

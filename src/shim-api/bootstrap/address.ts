@@ -1,5 +1,6 @@
 /** Where a shim listens: one socket per (containerd, namespace, group), as runc-v2 computes it. */
 import { createHash } from 'node:crypto';
+import net from 'node:net';
 
 export const SOCKET_DIR = '/run/containerd/s';
 
@@ -15,6 +16,18 @@ export function groupOf(id: string, annotations: Record<string, string>): string
 export function socketPath(containerdAddress: string, namespace: string, group: string): string {
   const h = createHash('sha256').update(`io.containerd.tsshim.v2:${containerdAddress}/${namespace}/${group}`).digest('hex');
   return `${SOCKET_DIR}/${h}`;
+}
+
+/** Does a shim answer on this socket? (false: no file, or nobody listening: a dead shim's file) */
+export function isServing(sock: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect(sock);
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+  });
 }
 
 export const toAddress = (path: string) => `unix://${path}`;

@@ -5,13 +5,12 @@
  * stdout is exactly one DeleteResponse.
  */
 import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import type { HandlerResolver } from '../handler.js';
 import { task, timestampFromDate } from '../proto/index.js';
 import type { ShimFlags } from './flags.js';
 import { readDeletedMarker } from './deleted-marker.js';
-import { SOCKET_DIR, fromAddress } from './address.js';
+import { SOCKET_DIR, fromAddress, isServing } from './address.js';
 
 export function encodeDeleteResponse(r: { pid: number; exitStatus: number }): Uint8Array {
   return task.DeleteResponse.encode({ pid: r.pid, exitStatus: r.exitStatus, exitedAt: timestampFromDate(new Date()) }).finish();
@@ -41,16 +40,7 @@ export async function removeStaleSocket(bundle: string): Promise<boolean> {
   } catch {
     return false; // no address file: start never got that far
   }
-  if (path.dirname(sock) !== SOCKET_DIR || !fs.existsSync(sock)) return false;
-  const listening = await new Promise<boolean>((resolve) => {
-    const s = net.connect(sock);
-    s.once('connect', () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once('error', (err: NodeJS.ErrnoException) => resolve(err.code !== 'ECONNREFUSED' && err.code !== 'ENOENT'));
-  });
-  if (listening) return false;
+  if (path.dirname(sock) !== SOCKET_DIR || !fs.existsSync(sock) || (await isServing(sock))) return false;
   fs.rmSync(sock, { force: true });
   return true;
 }

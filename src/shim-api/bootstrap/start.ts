@@ -9,7 +9,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
 import type { ShimFlags } from './flags.js';
-import { fromAddress, groupOf, socketPath, toAddress, SOCKET_DIR } from './address.js';
+import { fromAddress, groupOf, isServing, socketPath, toAddress, SOCKET_DIR } from './address.js';
 
 export interface StartResult {
   address: string;
@@ -69,16 +69,6 @@ export function readStdinOptions(bundle: string): string | undefined {
   return typeUrl;
 }
 
-function canConnect(p: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.connect(p);
-    s.once('connect', () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once('error', () => resolve(false));
-  });
-}
 
 function listen(p: string): Promise<net.Server> {
   return new Promise((resolve, reject) => {
@@ -111,9 +101,6 @@ export function planStart(flags: ShimFlags): StartPlan {
   return { bundle, sock, address: toAddress(sock) };
 }
 
-/** Is a shim already serving on this socket (the pod's shim, which this task then joins)? */
-export const isServing = canConnect;
-
 /**
  * Listens on the group's socket. 'joined' when a live shim already listens there (a race with
  * another start of the same pod); a stale socket of a dead shim is removed first.
@@ -123,7 +110,7 @@ export async function listenOrJoin(sock: string, listen: () => Promise<unknown>)
     await listen();
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err;
-    if (await canConnect(sock)) return 'joined';
+    if (await isServing(sock)) return 'joined';
     fs.rmSync(sock, { force: true });
     await listen();
   }
