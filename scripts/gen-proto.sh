@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Regenerates the committed TypeScript protobuf code from proto/ with protoc + ts-proto.
-#   shim side   -> src/shim-api/proto/  (generic service definitions, used by our ttrpc dispatcher)
-#   client side -> src/client/proto/    (@grpc/grpc-js clients for containerd's gRPC API and
-#                                        Kubernetes CRI runtime.v1, our subset in proto/k8s/)
-# Each protoc run replaces only the top-level directories it generates (containerd/, google/,
-# cgroups/, runtimeoptions/, k8s/); hand-written files beside them (index.ts, *.test.ts) are left alone. Idempotent.
+# Regenerates every generated TypeScript protobuf file, once, into src/proto/ (protoc + ts-proto).
+# src/proto/ holds generated files only (hand-written helpers live in src/shim-api/pb.ts); the
+# tree is wiped and rewritten, so a removed .proto leaves nothing behind. Idempotent.
+#   shim side:   generic service definitions (our ttrpc dispatcher and client use them)
+#   client side: @grpc/grpc-js clients for containerd's gRPC API and Kubernetes CRI runtime.v1
+# Message files both sides share (google/protobuf/*, containerd/types/*) are generated with the
+# same message options by every run, so they are identical whichever run writes them last.
+#   --check  regenerate into a scratch tree and fail on any difference from the committed one
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -68,17 +70,30 @@ gen() {
     --ts_proto_opt="$opts" \
     "$@"
   mkdir -p "$out"
-  local entry
-  for entry in "$tmp"/*; do
-    rm -rf "$out/$(basename "$entry")"
-    cp -R "$entry" "$out/"
-  done
+  cp -R "$tmp"/. "$out/"
   echo "gen-proto: $out <- $# proto files ($(cd "$tmp" && find . -name '*.ts' | wc -l) .ts files)"
 }
 
-gen src/shim-api/proto "$COMMON_OPTS,outputServices=generic-definitions" "${SHIM_PROTOS[@]}"
-gen src/shim-api/proto "$BASE_OPTS,forceLong=bigint,outputServices=false" "${CGROUPS_PROTOS[@]}"
+OUT=src/proto
+CHECK=0
+[ "${1:-}" = "--check" ] && CHECK=1
+if [ "$CHECK" = 1 ]; then
+  OUT="$(mktemp -d)/proto"
+  trap 'rm -rf "$(dirname "$OUT")"' EXIT
+fi
+rm -rf "$OUT"
+gen "$OUT" "$COMMON_OPTS,outputServices=generic-definitions" "${SHIM_PROTOS[@]}"
+gen "$OUT" "$BASE_OPTS,forceLong=bigint,outputServices=false" "${CGROUPS_PROTOS[@]}"
 # Client side: grpc-js clients plus generic definitions (the promise wrapper in src/client/containerd.ts
 # uses the definitions' requestType/responseType codecs).
-gen src/client/proto "$COMMON_OPTS,outputServices=grpc-js,outputServices=generic-definitions" "${CLIENT_PROTOS[@]}"
-gen src/client/proto "$BASE_OPTS,forceLong=bigint,outputServices=grpc-js,outputServices=generic-definitions" "${CRI_PROTOS[@]}"
+gen "$OUT" "$COMMON_OPTS,outputServices=grpc-js,outputServices=generic-definitions" "${CLIENT_PROTOS[@]}"
+gen "$OUT" "$BASE_OPTS,forceLong=bigint,outputServices=grpc-js,outputServices=generic-definitions" "${CRI_PROTOS[@]}"
+if [ "$CHECK" = 1 ]; then
+  if ! diff -r "$OUT" src/proto >/dev/null; then
+    echo "check:proto: src/proto differs from what scripts/gen-proto.sh generates from proto/:" >&2
+    diff -r "$OUT" src/proto | head -40 >&2
+    echo "check:proto: run npm run gen:proto and commit the result" >&2
+    exit 1
+  fi
+  echo "check:proto: src/proto is what proto/ generates"
+fi

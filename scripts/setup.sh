@@ -8,7 +8,7 @@ say() { echo "[setup] $*"; }
 
 if [ "$(id -u)" -ne 0 ]; then echo "[setup] run as root" >&2; exit 1; fi
 
-PKGS=(containerd runc runsc crun criu busybox-static iproute2 procps psmisc bsdutils util-linux ca-certificates)
+PKGS=(containerd runc runsc crun criu busybox-static protobuf-compiler libprotobuf-dev iproute2 procps psmisc bsdutils util-linux ca-certificates)
 [ "${TSSHIM_WITH_CHROMIUM:-1}" = "1" ] && PKGS+=(chromium)
 command -v node >/dev/null 2>&1 || PKGS+=(nodejs npm)
 missing=()

@@ -1,6 +1,6 @@
 // Terminal, pause/resume, pids, stats, update, OOM, checkpoint/restore.
 import { readFileSync } from 'node:fs';
-import { cgroupsV1, cgroupsV2 } from '../../src/shim-api/proto/index.js';
+import { cgroupsV1, cgroupsV2 } from '../../src/shim-api/pb.js';
 import { runCommand } from '../../test/helpers/proc.js';
 import { UnsupportedError, type Json, type Scenario, type ScenarioContext } from '../types.js';
 import { cgroupOf, ctrMessage, ctrUnsupported, events, grpcOrUnsupported, ok, requireCriu, runSleeper, sleep, status, topicsOf, waitFor, waitStatus } from './util.js';

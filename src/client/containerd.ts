@@ -14,25 +14,25 @@
 // available under `raw`, sharing the same channel and namespace metadata.
 
 import * as grpc from '@grpc/grpc-js';
-import { TasksClient, TasksDefinition } from './proto/containerd/services/tasks/v1/tasks.js';
-import { ContainersClient, ContainersDefinition } from './proto/containerd/services/containers/v1/containers.js';
-import { EventsClient, EventsDefinition } from './proto/containerd/services/events/v1/events.js';
-import { VersionClient, VersionDefinition } from './proto/containerd/services/version/v1/version.js';
-import { NamespacesClient, NamespacesDefinition } from './proto/containerd/services/namespaces/v1/namespace.js';
-import { ImagesClient, ImagesDefinition } from './proto/containerd/services/images/v1/images.js';
-import { SnapshotsClient, SnapshotsDefinition } from './proto/containerd/services/snapshots/v1/snapshots.js';
+import { TasksClient, TasksDefinition } from '../proto/containerd/services/tasks/v1/tasks.js';
+import { ContainersClient, ContainersDefinition } from '../proto/containerd/services/containers/v1/containers.js';
+import { EventsClient, EventsDefinition } from '../proto/containerd/services/events/v1/events.js';
+import { VersionClient, VersionDefinition } from '../proto/containerd/services/version/v1/version.js';
+import { NamespacesClient, NamespacesDefinition } from '../proto/containerd/services/namespaces/v1/namespace.js';
+import { ImagesClient, ImagesDefinition } from '../proto/containerd/services/images/v1/images.js';
+import { SnapshotsClient, SnapshotsDefinition } from '../proto/containerd/services/snapshots/v1/snapshots.js';
 
-export * as tasksV1 from './proto/containerd/services/tasks/v1/tasks.js';
-export * as containersV1 from './proto/containerd/services/containers/v1/containers.js';
-export * as eventsV1 from './proto/containerd/services/events/v1/events.js';
-export * as versionV1 from './proto/containerd/services/version/v1/version.js';
-export * as namespacesV1 from './proto/containerd/services/namespaces/v1/namespace.js';
-export * as imagesV1 from './proto/containerd/services/images/v1/images.js';
-export * as snapshotsV1 from './proto/containerd/services/snapshots/v1/snapshots.js';
-export { Any } from './proto/google/protobuf/any.js';
-export { Timestamp } from './proto/google/protobuf/timestamp.js';
-export { Mount } from './proto/containerd/types/mount.js';
-export { Status } from './proto/containerd/types/task.js';
+export * as tasksV1 from '../proto/containerd/services/tasks/v1/tasks.js';
+export * as containersV1 from '../proto/containerd/services/containers/v1/containers.js';
+export * as eventsV1 from '../proto/containerd/services/events/v1/events.js';
+export * as versionV1 from '../proto/containerd/services/version/v1/version.js';
+export * as namespacesV1 from '../proto/containerd/services/namespaces/v1/namespace.js';
+export * as imagesV1 from '../proto/containerd/services/images/v1/images.js';
+export * as snapshotsV1 from '../proto/containerd/services/snapshots/v1/snapshots.js';
+export { Any } from '../proto/google/protobuf/any.js';
+export { Timestamp } from '../proto/google/protobuf/timestamp.js';
+export { Mount } from '../proto/containerd/types/mount.js';
+export { Status } from '../proto/containerd/types/task.js';
 
 /** gRPC metadata key containerd reads the namespace from. */
 export const NAMESPACE_METADATA_KEY = 'containerd-namespace';

@@ -20,9 +20,9 @@ import {
   ImageServiceDefinition,
   RuntimeServiceClient,
   RuntimeServiceDefinition,
-} from './proto/k8s/cri/runtime/v1/api.js';
+} from '../proto/k8s/cri/runtime/v1/api.js';
 
-export * as criV1 from './proto/k8s/cri/runtime/v1/api.js';
+export * as criV1 from '../proto/k8s/cri/runtime/v1/api.js';
 
 /** The containerd namespace the CRI plugin keeps its images, containers and tasks in. */
 export const CRI_NAMESPACE = 'k8s.io';

@@ -4,7 +4,7 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import type { CleanupResult, HandlerConfig, HandlerContext, HandlerFactory, HandlerResolver, HandlerSelection, TaskHandler } from '../shim-api/handler.js';
 import { failedPrecondition } from '../shim-api/errors.js';
-import { runcOptions, runtimeOptions, TYPE_URL, unpackAny } from '../shim-api/proto/index.js';
+import { runcOptions, runtimeOptions, TYPE_URL, unpackAny } from '../shim-api/pb.js';
 import { defaultConfig, loadConfigFile, parseConfig, HANDLER_ANNOTATION, type ShimConfig } from './config.js';
 
 /** Where the handler of a task is recorded, for the `delete` subcommand. */

@@ -4,7 +4,7 @@
  */
 import type { Logger } from 'pino';
 import { Client } from '../ttrpc/index.js';
-import { eventsService, timestampFromDate, SERVICE, type Any } from './proto/index.js';
+import { eventsService, timestampFromDate, SERVICE, type Any } from './pb.js';
 
 export interface EventPublisher {
   /** Queue an event; delivery is ordered and asynchronous. */

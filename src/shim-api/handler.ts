@@ -3,7 +3,7 @@
  * shim-api owns this contract and never imports a handler; the composition root
  * binds concrete handlers by name.
  */
-import type { Any, task } from './proto/index.js';
+import type { Any, task } from './pb.js';
 
 /** A backend serving one or more containers of this shim. */
 export interface TaskHandler {

@@ -8,7 +8,7 @@ import type { Server, UnaryHandler } from '../ttrpc/index.js';
 import { toStatus, notFound, failedPrecondition, alreadyExists } from './errors.js';
 import type { HandlerResolver, TaskHandler } from './handler.js';
 import { validateExecId, validateId } from './identifiers.js';
-import { TaskDefinition, task } from './proto/index.js';
+import { TaskDefinition, task } from './pb.js';
 import { readSpecAnnotations } from './spec.js';
 import { writeDeletedMarker } from './bootstrap/deleted-marker.js';
 

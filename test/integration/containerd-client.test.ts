@@ -6,7 +6,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import * as grpc from '@grpc/grpc-js';
 import { connectContainerd, unary, grpcTarget, NAMESPACE_METADATA_KEY, type ContainerdClient } from '../../src/client/containerd.js';
-import { events as shimEvents, TYPE_URL, packAny, unpackAny } from '../../src/shim-api/proto/index.js';
+import { events as shimEvents, TYPE_URL, packAny, unpackAny } from '../../src/shim-api/pb.js';
 
 const DIR = '/tmp/tsproto-cd';
 const SOCK = `${DIR}/c.sock`;

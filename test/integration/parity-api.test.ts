@@ -11,7 +11,7 @@ import { isAlive, runChecked, sleep, waitFor } from '../helpers/proc.js';
 import { bundleDir, leftovers, taskStatus, waitNoLeftovers } from '../helpers/tasks.js';
 import { grpcOutcome, parity, shimBinary, shimDaemons, type Runtime } from '../helpers/parity.js';
 import { connectContainerd, type ContainerdClient } from '../../src/client/containerd.js';
-import { runcOptions, TYPE_URL } from '../../src/shim-api/proto/index.js';
+import { runcOptions, TYPE_URL } from '../../src/shim-api/pb.js';
 
 interface Ctx {
   cd: PrivateContainerd;

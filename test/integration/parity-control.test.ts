@@ -11,7 +11,7 @@ import { bundleDir, collectEvents, taskStatus, waitNoLeftovers } from '../helper
 import { cgroupOf, ctrMessage, parity, type Runtime } from '../helpers/parity.js';
 import { skipWithReason } from '../helpers/skip.js';
 import { connectContainerd, type ContainerdClient } from '../../src/client/containerd.js';
-import { cgroupsV1, TYPE_URL } from '../../src/shim-api/proto/index.js';
+import { cgroupsV1, TYPE_URL } from '../../src/shim-api/pb.js';
 
 const t = suite<{ cd: PrivateContainerd; image: string; client: ContainerdClient; tmp: string; criu: string | undefined }>('parity-control');
 

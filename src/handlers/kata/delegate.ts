@@ -8,7 +8,7 @@ import path from 'node:path';
 import { Client } from '../../ttrpc/index.js';
 import { ShimError } from '../../shim-api/errors.js';
 import type { HandlerContext } from '../../shim-api/handler.js';
-import { task } from '../../shim-api/proto/index.js';
+import { task } from '../../shim-api/pb.js';
 
 export interface DelegateConfig {
   /** binary name on PATH or absolute path, e.g. containerd-shim-kata-v2 */

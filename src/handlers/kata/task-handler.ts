@@ -6,7 +6,7 @@
 import type { Client } from '../../ttrpc/index.js';
 import type { CleanupResult, HandlerContext, TaskHandler } from '../../shim-api/handler.js';
 import { notFound } from '../../shim-api/errors.js';
-import { Any, packAny, runtimeOptions, task, SERVICE, TYPE_URL } from '../../shim-api/proto/index.js';
+import { Any, packAny, runtimeOptions, task, SERVICE, TYPE_URL } from '../../shim-api/pb.js';
 import { delegateSocket, deleteDelegate, dial, recordDelegate, startDelegate, type DelegateConfig } from './delegate.js';
 
 export interface KataConfig extends DelegateConfig {

@@ -9,7 +9,7 @@ import * as assert from 'uvu/assert';
 import { execa } from 'execa';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { cgroupsV1, cgroupsV2, TYPE_URL, unpackAny } from '../../shim-api/proto/index.js';
+import { cgroupsV1, cgroupsV2, TYPE_URL, unpackAny } from '../../shim-api/pb.js';
 import { cgroupOfPid, detectMode, oomKillCount, OomWatcher, readMetrics, type CgroupRef } from './cgroups.js';
 import { skipWithReason } from '../../../test/helpers/skip.js';
 

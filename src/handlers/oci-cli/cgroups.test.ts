@@ -9,7 +9,7 @@ import * as assert from 'uvu/assert';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { cgroupsV1, cgroupsV2, TYPE_URL, unpackAny } from '../../shim-api/proto/index.js';
+import { cgroupsV1, cgroupsV2, TYPE_URL, unpackAny } from '../../shim-api/pb.js';
 import { ShimError } from '../../shim-api/errors.js';
 import {
   cgroupFromProcText,

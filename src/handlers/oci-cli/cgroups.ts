@@ -16,7 +16,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { cgroupsV1, cgroupsV2, packAny, TYPE_URL, type Any } from '../../shim-api/proto/index.js';
+import { cgroupsV1, cgroupsV2, packAny, TYPE_URL, type Any } from '../../shim-api/pb.js';
 import { notFound } from '../../shim-api/errors.js';
 
 export type CgroupMode = 'v1' | 'v2';

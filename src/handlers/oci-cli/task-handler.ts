@@ -22,7 +22,7 @@ import {
   ZERO_TIME,
   type Any,
   type MessageFns,
-} from '../../shim-api/proto/index.js';
+} from '../../shim-api/pb.js';
 import type { ProcessState } from '../../shim-api/lifecycle.js';
 import { OciCliDriver, type DriverConfig } from './driver.js';
 import type { RuntimeProfile } from './profile.js';

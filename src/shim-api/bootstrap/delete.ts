@@ -7,7 +7,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { HandlerResolver } from '../handler.js';
-import { task, timestampFromDate } from '../proto/index.js';
+import { task, timestampFromDate } from '../pb.js';
 import type { ShimFlags } from './flags.js';
 import { readDeletedMarker } from './deleted-marker.js';
 import { SOCKET_DIR, fromAddress, isServing } from './address.js';

@@ -23,7 +23,7 @@ import {
   eventsService,
   TaskDefinition,
   SERVICE,
-} from './index.js';
+} from './pb.js';
 
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
 const unhex = (s: string): Uint8Array => new Uint8Array(Buffer.from(s, 'hex'));

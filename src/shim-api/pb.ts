@@ -1,40 +1,40 @@
-// Friendly entry point to the generated shim-side protobuf code (scripts/gen-proto.sh, ts-proto).
+// Hand-written entry point to the generated protobuf code in src/proto (scripts/gen-proto.sh, ts-proto).
 // Messages are plain interfaces plus a same-named codec object (encode/decode/fromPartial/create/...).
 // 64-bit fields are `number`, except the cgroups metrics (`bigint`: their counters exceed 2^53).
 
-import { Any } from './google/protobuf/any.js';
-import type { MessageFns } from './google/protobuf/any.js';
-import { Timestamp } from './google/protobuf/timestamp.js';
+import { Any } from '../proto/google/protobuf/any.js';
+import type { MessageFns } from '../proto/google/protobuf/any.js';
+import { Timestamp } from '../proto/google/protobuf/timestamp.js';
 
 /** containerd.task.v2: the Task service (TaskDefinition) and its requests/responses. */
-export * as task from './containerd/task/v2/shim.js';
+export * as task from '../proto/containerd/task/v2/shim.js';
 /** containerd.v1.types: Status, Process, ProcessInfo. */
-export * as taskTypes from './containerd/types/task.js';
+export * as taskTypes from '../proto/containerd/types/task.js';
 /** containerd.types: Mount. */
-export * as mountTypes from './containerd/types/mount.js';
+export * as mountTypes from '../proto/containerd/types/mount.js';
 /** containerd.types: Metric. */
-export * as metricTypes from './containerd/types/metrics.js';
+export * as metricTypes from '../proto/containerd/types/metrics.js';
 /** containerd.events: TaskCreate, TaskStart, TaskExit, TaskDelete, TaskOOM, TaskExec*, TaskPaused, ... */
-export * as events from './containerd/events/task.js';
+export * as events from '../proto/containerd/events/task.js';
 /** containerd.services.events.ttrpc.v1: Events.Forward (EventsDefinition), ForwardRequest, Envelope. */
-export * as eventsService from './containerd/services/ttrpc/events/v1/events.js';
+export * as eventsService from '../proto/containerd/services/ttrpc/events/v1/events.js';
 /** containerd.runc.v1: Options, CheckpointOptions, ProcessDetails. */
-export * as runcOptions from './containerd/runc/options/oci.js';
+export * as runcOptions from '../proto/containerd/runc/options/oci.js';
 /** runtimeoptions.v1: Options {typeUrl, configPath, configBody}. */
-export * as runtimeOptions from './runtimeoptions/v1/api.js';
+export * as runtimeOptions from '../proto/runtimeoptions/v1/api.js';
 /** io.containerd.cgroups.v1: Metrics (bigint counters). */
-export * as cgroupsV1 from './cgroups/v1/metrics.js';
+export * as cgroupsV1 from '../proto/cgroups/v1/metrics.js';
 /** io.containerd.cgroups.v2: Metrics (bigint counters). */
-export * as cgroupsV2 from './cgroups/v2/metrics.js';
+export * as cgroupsV2 from '../proto/cgroups/v2/metrics.js';
 
-export { Any } from './google/protobuf/any.js';
-export type { MessageFns, DeepPartial } from './google/protobuf/any.js';
-export { Empty } from './google/protobuf/empty.js';
-export { Timestamp } from './google/protobuf/timestamp.js';
-export { Mount } from './containerd/types/mount.js';
-export { Status, ProcessInfo } from './containerd/types/task.js';
-export { TaskDefinition } from './containerd/task/v2/shim.js';
-export { EventsDefinition } from './containerd/services/ttrpc/events/v1/events.js';
+export { Any } from '../proto/google/protobuf/any.js';
+export type { MessageFns, DeepPartial } from '../proto/google/protobuf/any.js';
+export { Empty } from '../proto/google/protobuf/empty.js';
+export { Timestamp } from '../proto/google/protobuf/timestamp.js';
+export { Mount } from '../proto/containerd/types/mount.js';
+export { Status, ProcessInfo } from '../proto/containerd/types/task.js';
+export { TaskDefinition } from '../proto/containerd/task/v2/shim.js';
+export { EventsDefinition } from '../proto/containerd/services/ttrpc/events/v1/events.js';
 
 /** Full service names as they appear in ttrpc method paths (`/<service>/<Method>`). */
 export const SERVICE = {
