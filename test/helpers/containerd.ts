@@ -49,8 +49,11 @@ export interface PrivateContainerd {
   ctrSpawn(args: string[], opts?: { namespace?: string }): ChildProcess;
   /** Last `lines` lines of containerd's log. */
   logTail(lines?: number): string;
-  /** SIGTERM containerd, wait for exit, start again on the same root/state/sockets; running shims survive. */
-  restart(): Promise<void>;
+  /**
+   * SIGTERM containerd, wait for exit, start again on the same root/state/sockets; running shims
+   * survive. `whileDown` runs while containerd is stopped (e.g. kill a container's process).
+   */
+  restart(opts?: { whileDown?: () => Promise<void> }): Promise<void>;
   /** Tears everything down (see file comment in stop()); idempotent. */
   stop(): Promise<void>;
 }
@@ -243,9 +246,10 @@ class Instance implements PrivateContainerd {
     }
   }
 
-  async restart(): Promise<void> {
+  async restart(opts: { whileDown?: () => Promise<void> } = {}): Promise<void> {
     if (this.stopped) throw new Error('restart() after stop()');
     await this.terminate(20_000);
+    await opts.whileDown?.();
     await this.launch();
   }
 
