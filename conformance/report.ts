@@ -1,8 +1,7 @@
 // Renders a MatrixReport as a text table, Markdown, a self-contained HTML page and JSON.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { MatrixReport } from './runner.js';
-import type { CellResult, CellStatus } from './types.js';
+import type { CellResult, CellStatus, MatrixReport } from './types.js';
 
 const LABEL: Record<CellStatus, string> = { pass: 'pass', fail: 'FAIL', 'not-supported': 'not supported', 'not-run': 'not run', broken: 'BROKEN' };
 

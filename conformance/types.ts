@@ -11,7 +11,8 @@ import type { CriClient } from '../src/client/cri.js';
 import type { Operation } from '../src/handlers/oci-cli/profile.js';
 import type { PrivateContainerd } from '../test/helpers/containerd.js';
 import type { RunResult } from '../test/helpers/proc.js';
-import type { Column } from './columns.js';
+import type { Column, ColumnId } from './columns.js';
+import type { HostFactsReport } from './hostfacts.js';
 
 export type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 
@@ -109,8 +110,6 @@ export interface ScenarioContext {
   cri(): Promise<CriContext>;
   /** A fresh container id; the runner removes containers with these ids after the cell. */
   uniqueId(prefix?: string): string;
-  /** Claims an id created elsewhere (CRI pod/container ids) for the runner's final sweep of runsc state. */
-  own(id: string): void;
   /** Records a fact for the report that is not compared with the reference. */
   note(key: string, value: Json): void;
   /** Runs fn when the cell ends (last registered first), whatever the outcome. */
@@ -136,4 +135,36 @@ export interface Scenario {
    * the reference included: a reference that fails them makes the scenario "broken".
    */
   expect?(obs: Observation): string[];
+}
+
+export interface ColumnReport {
+  id: ColumnId;
+  header: string;
+  runtimeType: string;
+  handlerToml?: string;
+  available: boolean;
+  /** Why the column did not run (availability probe). */
+  reason?: string;
+  detail?: string;
+}
+
+export interface ScenarioReport {
+  id: string;
+  group: string;
+  title: string;
+  requires: string[];
+}
+
+export interface MatrixReport {
+  format: 'tsshim-conformance/1';
+  generatedAt: string;
+  durationMs: number;
+  host: HostFactsReport;
+  columns: ColumnReport[];
+  scenarios: ScenarioReport[];
+  /** Row-major: for each scenario, one cell per column in `columns` order. */
+  cells: CellResult[];
+  summary: Record<CellStatus, number>;
+  /** Scenarios that failed on the reference column. */
+  brokenScenarios: string[];
 }

@@ -41,7 +41,6 @@ export const criScenarios: Scenario[] = [
         }
       });
       podId = (await cri.runtime.runPodSandbox({ config: sandboxConfig, runtimeHandler }, { timeoutMs: 120_000 })).podSandboxId;
-      ctx.own(podId);
       const ps = await cri.runtime.podSandboxStatus({ podSandboxId: podId, verbose: true });
       const info = JSON.parse(ps.info.info ?? '{}');
       ctx.note('sandboxRuntimeType', info.runtimeType ?? null);
@@ -61,7 +60,6 @@ export const criScenarios: Scenario[] = [
           { timeoutMs: 60_000 },
         )
       ).containerId;
-      ctx.own(containerId);
       const created = stateName((await cri.runtime.containerStatus({ containerId })).status?.state, ContainerState);
       await cri.runtime.startContainer({ containerId }, { timeoutMs: 60_000 });
       const logFile = join(logDirectory, 'app', '0.log');

@@ -3,7 +3,8 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import { findProcesses, waitFor } from './proc.js';
-import { mountsUnder, type PrivateContainerd } from './containerd.js';
+import type { PrivateContainerd } from './containerd.js';
+import { mountsUnder } from './teardown.js';
 
 export const TSSHIM = 'io.containerd.tsshim.v2';
 export const RUNC_V2 = 'io.containerd.runc.v2';

@@ -105,8 +105,8 @@ t('[tsshim] 10 MB of stdout arrive byte-exact', async ({ cd, image }) => {
 
   const id2 = uniqueId('big');
   const size = 10 * 1024 * 1024;
-  const child = spawn('ctr', ['--address', cd.address, '-n', cd.namespace, 'run', '--rm', '--runtime', TSSHIM, image, id2, 'sh', '-c',
-    `head -c ${size} /dev/urandom > /tmp/d; sha256sum /tmp/d >&2; cat /tmp/d`], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const [ctrBin, ...ctrArgs] = cd.ctrArgv(['run', '--rm', '--runtime', TSSHIM, image, id2, 'sh', '-c', `head -c ${size} /dev/urandom > /tmp/d; sha256sum /tmp/d >&2; cat /tmp/d`]);
+  const child = spawn(ctrBin!, ctrArgs, { stdio: ['ignore', 'pipe', 'pipe'] });
   const hash = createHash('sha256');
   let bytes = 0;
   let err = '';
