@@ -91,8 +91,10 @@ export interface OsServices {
     on(event: 'exit', fn: (e: { pid: number; status: number; exitedAt: Date }) => void): unknown;
     off(event: 'exit', fn: (e: { pid: number; status: number; exitedAt: Date }) => void): unknown;
   };
-  mountAll(mounts: Array<{ type: string; source: string; target?: string; options: string[] }>, rootfs: string): void;
-  unmountAll(target: string): void;
+  /** Mount in order inside rootfs, off the event loop; rejects (naming type, source, target: never options) after undoing its own mounts. */
+  mountAll(mounts: Array<{ type: string; source: string; target?: string; options: string[] }>, rootfs: string): Promise<void>;
+  /** Unmount everything stacked on target (off the event loop, like mountAll). */
+  unmountAll(target: string): Promise<void>;
 }
 
 /** What each handler folder contributes (bound by its inversify module). */

@@ -294,15 +294,51 @@ export function childPids(): number[] {
 // filesystem
 // ---------------------------------------------------------------------------
 
-export function mount(source: string, target: string, fstype: string, flags: number, data?: string): void {
-  const r = lib().mount(source, target, fstype, flags >>> 0, data === undefined || data === '' ? null : data);
-  if (r !== 0) {
-    fail('mount', () => `(source=${JSON.stringify(source)} target=${JSON.stringify(target)} type=${JSON.stringify(fstype)} flags=0x${(flags >>> 0).toString(16)}${data ? ` data=${JSON.stringify(data)}` : ''})`, target);
-  }
+// Error texts name the type, source and target only: flags and data are the mount's options,
+// which can hold credentials (cifs password=..., ceph secret=...).
+function mountDetail(source: string, target: string, fstype: string): string {
+  return `(type=${JSON.stringify(fstype)} source=${JSON.stringify(source)} target=${JSON.stringify(target)})`;
 }
 
+/** mount(2) on the calling (main) thread. Blocks the event loop: tests and start-up only; request paths use mountAsync. */
+export function mount(source: string, target: string, fstype: string, flags: number, data?: string): void {
+  const r = lib().mount(source, target, fstype, flags >>> 0, data === undefined || data === '' ? null : data);
+  if (r !== 0) fail('mount', () => mountDetail(source, target, fstype), target);
+}
+
+/** umount2(2) on the calling thread (see mount: tests and start-up only). */
 export function umount2(target: string, flags = 0): void {
   if (lib().umount2(target, flags) !== 0) fail('umount2', () => `(${JSON.stringify(target)}, ${flags})`, target);
+}
+
+/**
+ * Run a libc call on a libuv threadpool thread (koffi's async calls). koffi (>= 3.2) restores the
+ * worker thread's errno for the completion callback, so koffi.errno() there is the call's errno.
+ */
+function callAsync(fn: CFn, args: unknown[], syscall: string, detail: () => string, path?: string): Promise<number> {
+  return new Promise<number>((resolve, reject) => {
+    fn.async(...args, (err: unknown, r: number) => {
+      if (err) {
+        reject(err instanceof Error ? err : new Error(String(err)));
+        return;
+      }
+      if (r < 0) {
+        reject(sysError(syscall, koffi().errno(), detail(), path));
+        return;
+      }
+      resolve(r);
+    });
+  });
+}
+
+/** mount(2) off the event loop (a threadpool thread). Same errors as mount(). */
+export async function mountAsync(source: string, target: string, fstype: string, flags: number, data?: string): Promise<void> {
+  await callAsync(lib().mount, [source, target, fstype, flags >>> 0, data === undefined || data === '' ? null : data], 'mount', () => mountDetail(source, target, fstype), target);
+}
+
+/** umount2(2) off the event loop (a threadpool thread). */
+export async function umount2Async(target: string, flags = 0): Promise<void> {
+  await callAsync(lib().umount2, [target, flags], 'umount2', () => `(${JSON.stringify(target)}, ${flags})`, target);
 }
 
 export function mkfifo(path: string, mode: number): void {

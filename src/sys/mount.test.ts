@@ -4,10 +4,11 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { compactLowerdirOption, mountAll, parseMountOptions, unmountAll } from './mount.js';
+import { compactLowerdirOption, mountAll, parseMountOptions, secureJoin, unmountAll } from './mount.js';
 import {
   MS_BIND,
   MS_NODEV,
@@ -91,30 +92,30 @@ function tmp(): string {
   return mkdtempSync(path.join(tmpdir(), 'tsshim-mount-test-'));
 }
 
-test('mountAll tmpfs with flags and data; unmountAll removes it', () => {
+test('mountAll tmpfs with flags and data; unmountAll removes it', async () => {
   const dir = tmp();
   const rootfs = path.join(dir, 'rootfs');
   mkdirSync(rootfs);
   try {
-    mountAll([{ type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev', 'size=1m', 'mode=700'] }], rootfs);
+    await mountAll([{ type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev', 'size=1m', 'mode=700'] }], rootfs);
     const lines = mountsAt(rootfs);
     assert.is(lines.length, 1);
     assert.match(lines[0]!, /\bnosuid\b/);
     assert.match(lines[0]!, /\bnodev\b/);
     assert.match(lines[0]!, / - tmpfs tmpfs .*size=1024k/);
     writeFileSync(path.join(rootfs, 'f'), 'x');
-    unmountAll(rootfs);
+    await unmountAll(rootfs);
     assert.is(mountsAt(rootfs).length, 0);
-    unmountAll(rootfs); // not mounted: tolerated
-    unmountAll(path.join(dir, 'missing')); // missing: tolerated
-    unmountAll('');
+    await unmountAll(rootfs); // not mounted: tolerated
+    await unmountAll(path.join(dir, 'missing')); // missing: tolerated
+    await unmountAll('');
   } finally {
-    unmountAll(rootfs);
+    await unmountAll(rootfs);
     rmSync(dir, { recursive: true, force: true });
   }
 });
 
-test('bind + ro is really read-only (remount), stacked mounts all go with unmountAll', () => {
+test('bind + ro is really read-only (remount), stacked mounts all go with unmountAll', async () => {
   const dir = tmp();
   const src = path.join(dir, 'src');
   const rootfs = path.join(dir, 'rootfs');
@@ -122,11 +123,11 @@ test('bind + ro is really read-only (remount), stacked mounts all go with unmoun
   mkdirSync(rootfs);
   writeFileSync(path.join(src, 'hello'), 'world');
   try {
-    mountAll([{ type: 'bind', source: src, options: ['rbind', 'ro'] }], rootfs);
+    await mountAll([{ type: 'bind', source: src, options: ['rbind', 'ro'] }], rootfs);
     assert.is(readFileSync(path.join(rootfs, 'hello'), 'utf8'), 'world');
     assert.throws(() => writeFileSync(path.join(rootfs, 'new'), 'x'), /EROFS/);
     // stack a tmpfs on top, then a second one: three mounts on one point
-    mountAll(
+    await mountAll(
       [
         { type: 'tmpfs', source: 'tmpfs', options: ['size=1m'] },
         { type: 'tmpfs', source: 'tmpfs', options: ['size=2m'] },
@@ -134,40 +135,149 @@ test('bind + ro is really read-only (remount), stacked mounts all go with unmoun
       rootfs,
     );
     assert.is(mountsAt(rootfs).length, 3);
-    unmountAll(rootfs);
+    await unmountAll(rootfs);
     assert.is(mountsAt(rootfs).length, 0);
   } finally {
-    unmountAll(rootfs);
+    await unmountAll(rootfs);
     rmSync(dir, { recursive: true, force: true });
   }
 });
 
-test('mount target relative to rootfs; escaping targets refused', () => {
+test('mount target relative to rootfs; `..` cannot climb out of it', async () => {
   const dir = tmp();
   const rootfs = path.join(dir, 'rootfs');
   mkdirSync(path.join(rootfs, 'sub'), { recursive: true });
+  mkdirSync(path.join(rootfs, 'etc'), { recursive: true });
   try {
-    mountAll([{ type: 'tmpfs', source: 'tmpfs', target: 'sub', options: ['size=1m'] }], rootfs);
+    await mountAll([{ type: 'tmpfs', source: 'tmpfs', target: 'sub', options: ['size=1m'] }], rootfs);
     assert.is(mountsAt(path.join(rootfs, 'sub')).length, 1);
-    unmountAll(path.join(rootfs, 'sub'));
-    assert.throws(
-      () => mountAll([{ type: 'tmpfs', source: 'tmpfs', target: '../../etc', options: [] }], rootfs),
-      /escapes the rootfs/,
-    );
+    await unmountAll(path.join(rootfs, 'sub'));
+    // containerd's fs.RootPath: `..` at the root stays at the root
+    await mountAll([{ type: 'tmpfs', source: 'tmpfs', target: '../../etc', options: ['size=1m'] }], rootfs);
+    assert.is(mountsAt(path.join(rootfs, 'etc')).length, 1, 'landed on rootfs/etc');
+    assert.is(mountsAt(path.join(dir, 'etc')).length + mountsAt('/etc').length, 0, 'nothing mounted outside the rootfs');
   } finally {
-    unmountAll(path.join(rootfs, 'sub'));
+    await unmountAll(path.join(rootfs, 'sub'));
+    await unmountAll(path.join(rootfs, 'etc'));
     rmSync(dir, { recursive: true, force: true });
   }
 });
 
-test('failure mid-way: earlier mounts are undone and the error names the mount and errno', () => {
+test('secureJoin: symlinks resolve inside the root (absolute, relative, `..`, chains, missing tails, loops)', async () => {
+  const root = tmp();
+  try {
+    mkdirSync(path.join(root, 'a/b'), { recursive: true });
+    symlinkSync('/etc', path.join(root, 'abs')); // absolute: rootfs/etc
+    symlinkSync('../../../../..', path.join(root, 'a/up')); // climbs: clamped at root
+    symlinkSync('b', path.join(root, 'a/rel'));
+    symlinkSync('/a/rel', path.join(root, 'chain'));
+    symlinkSync('loop2', path.join(root, 'loop1'));
+    symlinkSync('loop1', path.join(root, 'loop2'));
+    assert.is(await secureJoin(root, 'abs'), path.join(root, 'etc'));
+    assert.is(await secureJoin(root, 'abs/passwd'), path.join(root, 'etc/passwd'));
+    assert.is(await secureJoin(root, 'a/up'), root);
+    assert.is(await secureJoin(root, 'a/up/etc'), path.join(root, 'etc'));
+    assert.is(await secureJoin(root, 'a/rel/x'), path.join(root, 'a/b/x'));
+    assert.is(await secureJoin(root, '/chain/../b'), path.join(root, 'a/b'));
+    assert.is(await secureJoin(root, '../../x/./y/'), path.join(root, 'x/y'));
+    assert.is(await secureJoin(root, ''), root);
+    assert.is(await secureJoin(root, '/'), root);
+    let loopErr: unknown;
+    await secureJoin(root, 'loop1/x').catch((e: unknown) => (loopErr = e));
+    assert.is((loopErr as { code?: string })?.code, 'ELOOP');
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test('a layer holding a symlink to a host path: the mount lands inside the rootfs, the host path is untouched', async () => {
+  const dir = tmp();
+  const host = path.join(dir, 'host-secret'); // the host path the image points at
+  mkdirSync(host);
+  writeFileSync(path.join(host, 'marker'), 'host');
+  const lower = path.join(dir, 'lower');
+  mkdirSync(path.join(lower, host.slice(1)), { recursive: true }); // the same path inside the image
+  symlinkSync(host, path.join(lower, 'evil-abs')); // absolute link to the host path
+  symlinkSync(`../../../../../../../../..${host}`, path.join(lower, 'evil-rel')); // relative link climbing out
+  for (const d of ['upper', 'work', 'rootfs']) mkdirSync(path.join(dir, d));
+  const rootfs = path.join(dir, 'rootfs');
+  const overlay = { type: 'overlay', source: 'overlay', options: [`lowerdir=${lower}`, `upperdir=${dir}/upper`, `workdir=${dir}/work`] };
+  const inside = path.join(rootfs, host.slice(1));
+  try {
+    for (const target of ['evil-abs', 'evil-rel', `evil-abs/../${path.basename(host)}`, `/evil-rel/${'../'.repeat(12)}${host.slice(1)}`]) {
+      await mountAll([overlay, { type: 'tmpfs', source: 'tmpfs', target, options: ['size=1m'] }], rootfs);
+      assert.is(mountsAt(host).length, 0, `${target}: nothing mounted on the host path`);
+      assert.is(mountsAt(inside).length, 1, `${target}: the tmpfs is on the image's own ${host}`);
+      assert.is(readFileSync(path.join(host, 'marker'), 'utf8'), 'host');
+      await unmountAll(inside);
+      await unmountAll(rootfs);
+    }
+  } finally {
+    await unmountAll(host);
+    await unmountAll(inside);
+    await unmountAll(rootfs);
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('mount errors name type, source and target, never option values', async () => {
+  const dir = tmp();
+  const rootfs = path.join(dir, 'rootfs');
+  mkdirSync(rootfs);
+  try {
+    let err: Error | undefined;
+    await mountAll([{ type: 'bind', source: path.join(dir, 'missing'), options: ['rbind', 'password=hunter2-secret', 'secret=s3cr3t'] }], rootfs).catch((e) => (err = e as Error));
+    assert.ok(err);
+    assert.match(err!.message, 'bind');
+    assert.match(err!.message, 'missing');
+    assert.match(err!.message, rootfs);
+    const all = `${err!.message} ${String((err!.cause as Error | undefined)?.message)} ${JSON.stringify(err)}`;
+    assert.not.match(all, 'hunter2-secret');
+    assert.not.match(all, 's3cr3t');
+    // the same on the syscall's own error (an unknown filesystem type fails in the kernel)
+    let err2: Error | undefined;
+    await mountAll([{ type: 'no-such-fs-type', source: 'x', options: ['password=hunter2-secret'] }], rootfs).catch((e) => (err2 = e as Error));
+    assert.ok(err2);
+    assert.not.match(`${err2!.message} ${String((err2!.cause as Error | undefined)?.message)}`, 'hunter2-secret');
+  } finally {
+    await unmountAll(rootfs);
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('unmountAll retries EBUSY on a timer: the event loop keeps running meanwhile', async () => {
+  const dir = tmp();
+  const rootfs = path.join(dir, 'rootfs');
+  mkdirSync(rootfs);
+  let ticks = 0;
+  const tick = setInterval(() => ticks++, 5);
+  try {
+    await mountAll([{ type: 'tmpfs', source: 'tmpfs', options: ['size=1m'] }], rootfs);
+    // a process whose cwd is the mount point keeps it busy until it exits
+    const busy = spawn('sleep', ['0.4'], { cwd: rootfs, stdio: 'ignore' });
+    await new Promise((r) => busy.once('spawn', r));
+    const before = ticks;
+    let holderGone = false;
+    busy.once('exit', () => (holderGone = true));
+    await unmountAll(rootfs);
+    assert.ok(holderGone, 'unmount succeeded only after the holder left');
+    assert.ok(ticks - before >= 3, `timers ran while the unmount waited (${ticks - before} ticks)`);
+    assert.is(mountsAt(rootfs).length, 0);
+  } finally {
+    clearInterval(tick);
+    await unmountAll(rootfs);
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('failure mid-way: earlier mounts are undone and the error names the mount and errno', async () => {
   const dir = tmp();
   const rootfs = path.join(dir, 'rootfs');
   mkdirSync(rootfs);
   try {
     let err: Error | undefined;
     try {
-      mountAll(
+      await mountAll(
         [
           { type: 'tmpfs', source: 'tmpfs', options: ['size=1m'] },
           { type: 'bind', source: path.join(dir, 'does-not-exist'), options: ['rbind'] },
@@ -184,12 +294,12 @@ test('failure mid-way: earlier mounts are undone and the error names the mount a
     assert.is((err as Error & { code?: string }).code, 'ENOENT');
     assert.is(mountsAt(rootfs).length, 0, 'the tmpfs mounted first was unmounted');
   } finally {
-    unmountAll(rootfs);
+    await unmountAll(rootfs);
     rmSync(dir, { recursive: true, force: true });
   }
 });
 
-test('overlay with lowerdirs longer than a page - 512 bytes mounts via the common parent', () => {
+test('overlay with lowerdirs longer than a page - 512 bytes mounts via the common parent', async () => {
   const dir = tmp();
   const snaps = path.join(dir, 'snapshots');
   const rootfs = path.join(dir, 'rootfs');
@@ -207,11 +317,11 @@ test('overlay with lowerdirs longer than a page - 512 bytes mounts via the commo
   assert.ok(options.join(',').length > 4096, 'options exceed one page without compaction');
   const cwd = process.cwd();
   try {
-    mountAll([{ type: 'overlay', source: 'overlay', options }], rootfs);
+    await mountAll([{ type: 'overlay', source: 'overlay', options }], rootfs);
     assert.is(readFileSync(path.join(rootfs, 'layer-1'), 'utf8'), '1');
     assert.is(readFileSync(path.join(rootfs, 'layer-40'), 'utf8'), '40');
     assert.is(process.cwd(), cwd, 'cwd restored');
-    unmountAll(rootfs);
+    await unmountAll(rootfs);
     assert.is(mountsAt(rootfs).length, 0);
   } finally {
     try {

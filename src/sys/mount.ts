@@ -2,9 +2,13 @@
  * Rootfs mounts the way containerd's mount package does them (mount/mount_linux.go, 1.6):
  * fstab-style option words become MS_* flags, everything else is the data string;
  * propagation changes are separate mount(2) calls; bind+ro needs a remount.
+ * Every syscall here runs off the event loop (koffi async calls on libuv's threadpool).
  */
-import { existsSync } from 'node:fs';
+import fsp from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import { constants as osConstants } from 'node:os';
 import * as path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import {
   MS_BIND,
   MS_DIRSYNC,
@@ -24,10 +28,13 @@ import {
   MS_STRICTATIME,
   MS_SYNCHRONOUS,
   MS_UNBINDABLE,
+  MNT_DETACH,
   SysError,
-  mount,
-  umount2,
+  errnoName,
+  mountAsync,
+  umount2Async,
 } from './libc.js';
+import { reaper } from './reaper.js';
 
 export { MNT_DETACH, MNT_FORCE } from './libc.js';
 
@@ -155,23 +162,87 @@ function optionsSize(options: string[]): number {
   return options.reduce((n, o) => n + Buffer.byteLength(o), 0);
 }
 
+/** What errors and logs may say about a mount: never its options (they can hold credentials). */
 function describe(m: MountSpec): string {
-  return `{type=${m.type} source=${m.source}${m.target ? ` target=${m.target}` : ''} options=[${m.options.join(',')}]}`;
+  return `{type=${m.type} source=${m.source}${m.target ? ` target=${m.target}` : ''}}`;
 }
 
-/** Resolve m.target under rootfs; refuses targets that escape it. */
-function targetOf(m: MountSpec, rootfs: string): string {
-  if (!m.target || m.target === '/' || m.target === '.') return rootfs;
-  const t = path.join(rootfs, m.target);
-  const rel = path.relative(rootfs, t);
-  if (rel.startsWith('..') || path.isAbsolute(rel)) {
-    throw new Error(`mount target ${JSON.stringify(m.target)} escapes the rootfs ${rootfs}`);
+const MAX_SYMLINKS = 255;
+
+/**
+ * securejoin (github.com/cyphar/filepath-securejoin, containerd's fs.RootPath): `root/unsafe`
+ * resolved component by component, symlinks resolved relative to `root` (an absolute link
+ * target starts again at root), `..` never climbs above root. Components that do not exist
+ * are joined lexically. The result always lies inside root.
+ */
+export async function secureJoin(root: string, unsafe: string): Promise<string> {
+  const base = path.resolve(root);
+  let resolved = ''; // '' or '/a/b': inside root, symlink-free
+  let remaining = unsafe;
+  let links = 0;
+  while (remaining !== '') {
+    const slash = remaining.indexOf('/');
+    const comp = slash === -1 ? remaining : remaining.slice(0, slash);
+    remaining = slash === -1 ? '' : remaining.slice(slash + 1);
+    if (comp === '' || comp === '.') continue;
+    if (comp === '..') {
+      resolved = resolved.slice(0, Math.max(0, resolved.lastIndexOf('/')));
+      continue;
+    }
+    const candidate = `${resolved}/${comp}`;
+    let st;
+    try {
+      st = await fsp.lstat(base + candidate);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT' || (e as NodeJS.ErrnoException).code === 'ENOTDIR') {
+        resolved = candidate;
+        continue;
+      }
+      throw e;
+    }
+    if (!st.isSymbolicLink()) {
+      resolved = candidate;
+      continue;
+    }
+    if (++links > MAX_SYMLINKS) throw new SysError('securejoin', osConstants.errno.ELOOP, 'ELOOP', `too many symlinks resolving ${JSON.stringify(unsafe)} in ${root}`, base + candidate);
+    const dest = await fsp.readlink(base + candidate);
+    if (dest.startsWith('/')) resolved = '';
+    remaining = remaining === '' ? dest : `${dest}/${remaining}`;
   }
-  return t;
+  return base + resolved;
+}
+
+/** m.target resolved inside rootfs (securejoin semantics); the rootfs itself when absent. */
+async function targetOf(m: MountSpec, rootfs: string): Promise<string> {
+  if (!m.target) return rootfs;
+  return secureJoin(rootfs, m.target);
+}
+
+const MOUNT_IN_DIR_SCRIPT = `
+const [koffiPath, source, target, type, flags, data] = process.argv.slice(1);
+const k = require(koffiPath);
+const mount = k.load('libc.so.6').func('int mount(const char *s, const char *t, const char *f, unsigned long fl, const char *d)');
+if (mount(source, target, type, Number(flags), data === '' ? null : data) !== 0) { process.stderr.write('errno=' + k.errno()); process.exit(1); }
+`;
+
+/**
+ * mount(2) with relative paths in `data` resolved against `dir`. The cwd is per process, so
+ * a chdir in the shim would move every other request's relative paths; a short-lived helper
+ * does it (only overlays whose options approach a page take this path).
+ */
+async function mountInDir(dir: string, source: string, target: string, fstype: string, flags: number, data: string): Promise<void> {
+  const koffiPath = createRequire(import.meta.url).resolve('koffi');
+  const r = await reaper.run(process.execPath, ['-e', MOUNT_IN_DIR_SCRIPT, koffiPath, source, path.resolve(target), fstype, String(flags >>> 0), data], { cwd: dir });
+  if (r.exitCode === 0) return;
+  const m = /errno=(\d+)/.exec(r.stderr);
+  if (!m) throw new Error(`mount (type=${JSON.stringify(fstype)} source=${JSON.stringify(source)} target=${JSON.stringify(target)}): the mount helper failed (exit status ${r.exitCode})`);
+  const errno = Number(m[1]);
+  const code = errnoName(errno);
+  throw new SysError('mount', errno, code, `mount (type=${JSON.stringify(fstype)} source=${JSON.stringify(source)} target=${JSON.stringify(target)}): ${code}`, target);
 }
 
 /** Mount one spec at target; calls onMounted as soon as something is mounted there (for rollback). */
-function mountOne(m: MountSpec, target: string, onMounted: () => void): void {
+async function mountOne(m: MountSpec, target: string, onMounted: () => void): Promise<void> {
   let options = m.options;
   let chdir = '';
   if (m.type === 'overlay' && optionsSize(options) >= PAGE_SIZE - 512) {
@@ -184,43 +255,34 @@ function mountOne(m: MountSpec, target: string, onMounted: () => void): void {
   const PTYPES = MS_SHARED | MS_PRIVATE | MS_SLAVE | MS_UNBINDABLE;
   const oflags = (p.flags & ~PTYPES) >>> 0;
   if ((p.flags & MS_REMOUNT) === 0 || p.data !== '') {
-    if (chdir) {
-      // relative lowerdir paths are resolved against the cwd of the mounting thread
-      const prev = process.cwd();
-      process.chdir(chdir);
-      try {
-        mount(m.source, target, m.type, oflags, p.data);
-      } finally {
-        process.chdir(prev);
-      }
-    } else {
-      mount(m.source, target, m.type, oflags, p.data);
-    }
+    if (chdir) await mountInDir(chdir, m.source, target, m.type, oflags, p.data);
+    else await mountAsync(m.source, target, m.type, oflags, p.data);
     onMounted();
   }
-  for (const prop of p.propagation) mount('', target, '', prop, undefined);
-  if (p.remountRo) mount('', target, '', (oflags | MS_REMOUNT) >>> 0, undefined);
+  for (const prop of p.propagation) await mountAsync('', target, '', prop, undefined);
+  if (p.remountRo) await mountAsync('', target, '', (oflags | MS_REMOUNT) >>> 0, undefined);
 }
 
 /**
- * Apply mounts in order on rootfs (each at rootfs/<target>). On failure,
- * unmount what this call mounted (newest first) and rethrow with context.
+ * Apply mounts in order on rootfs (each at rootfs/<target>, resolved inside rootfs). Every
+ * syscall runs off the event loop. On failure, unmount what this call mounted (newest first)
+ * and reject naming the mount (type, source, target: never its options), its index and errno.
  */
-export function mountAll(mounts: MountSpec[], rootfs: string): void {
+export async function mountAll(mounts: MountSpec[], rootfs: string): Promise<void> {
   const done: string[] = [];
   for (let i = 0; i < mounts.length; i++) {
     const m = mounts[i]!;
     try {
-      const target = targetOf(m, rootfs);
-      mountOne(m, target, () => done.push(target));
+      const target = await targetOf(m, rootfs);
+      await mountOne(m, target, () => done.push(target));
     } catch (e) {
       const cleanup: string[] = [];
       for (const t of done.reverse()) {
         try {
-          umount2(t, 0);
+          await umount2Async(t, 0);
         } catch (ue) {
           try {
-            umount2(t, 2 /* MNT_DETACH */);
+            await umount2Async(t, MNT_DETACH);
           } catch {
             cleanup.push(`${t}: ${(ue as Error).message}`);
           }
@@ -238,19 +300,15 @@ export function mountAll(mounts: MountSpec[], rootfs: string): void {
   }
 }
 
-function sleepSync(ms: number): void {
-  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
-}
-
-/** umount with containerd's EBUSY retry (50 x 50 ms). EINVAL (not a mount point) passes through. */
-function unmountRetry(target: string, flags: number): void {
+/** umount with containerd's EBUSY retry (50 x 50 ms, waiting on a timer). EINVAL (not a mount point) passes through. */
+async function unmountRetry(target: string, flags: number): Promise<void> {
   for (let i = 0; i < 50; i++) {
     try {
-      umount2(target, flags);
+      await umount2Async(target, flags);
       return;
     } catch (e) {
       if (e instanceof SysError && e.code === 'EBUSY') {
-        sleepSync(50);
+        await sleep(50);
         continue;
       }
       throw e;
@@ -263,11 +321,16 @@ function unmountRetry(target: string, flags: number): void {
  * Unmount target repeatedly until nothing is mounted there (EINVAL), like
  * containerd's UnmountAll. No-op for '' or a missing path.
  */
-export function unmountAll(target: string, flags = 0): void {
-  if (target === '' || !existsSync(target)) return;
+export async function unmountAll(target: string, flags = 0): Promise<void> {
+  if (target === '') return;
+  try {
+    await fsp.lstat(target);
+  } catch {
+    return;
+  }
   for (;;) {
     try {
-      unmountRetry(target, flags);
+      await unmountRetry(target, flags);
     } catch (e) {
       if (e instanceof SysError && (e.code === 'EINVAL' || e.code === 'ENOENT')) return;
       throw e;

@@ -40,7 +40,7 @@ export function ociHandlerFactory(type: string, profileFor: (config: HandlerConf
         ctx.os.run,
       );
       await driver.delete(id, { force: true }).catch((err: Error) => ctx.log.warn({ id, err: err.message }, 'runtime delete failed'));
-      ctx.os.unmountAll(path.join(bundle, 'rootfs'));
+      await ctx.os.unmountAll(path.join(bundle, 'rootfs'));
       const pid = Number.parseInt(await fs.readFile(path.join(bundle, 'init.pid'), 'utf8').catch(() => '0'), 10) || 0;
       // runc-v2 answers 137: the task is gone, killed as far as anyone can tell.
       return { pid, exitStatus: 137 };

@@ -48,8 +48,8 @@ export interface OciHandlerDeps {
   run: CommandRunner;
   exits: ExitSource;
   spawn: StdioContext['spawn'];
-  mountAll: (mounts: Array<{ type: string; source: string; target?: string; options: string[] }>, rootfs: string) => void;
-  unmountAll: (target: string) => void;
+  mountAll: (mounts: Array<{ type: string; source: string; target?: string; options: string[] }>, rootfs: string) => Promise<void>;
+  unmountAll: (target: string) => Promise<void>;
 }
 
 interface Container {
@@ -281,7 +281,7 @@ export class OciTaskHandler implements TaskHandler {
     try {
       if (req.rootfs.length > 0) {
         await fs.mkdir(rootfs, { recursive: true, mode: 0o711 });
-        this.deps.mountAll(req.rootfs, rootfs);
+        await this.deps.mountAll(req.rootfs, rootfs);
         c.mounted = true;
       }
       io = await ProcessIO.open(c.init.stdio, this.stdioContext(c));
@@ -301,7 +301,7 @@ export class OciTaskHandler implements TaskHandler {
     } catch (err) {
       await io?.close(0);
       await driver.delete(req.id, { force: true }).catch(() => undefined);
-      if (c.mounted) this.safeUnmount(rootfs);
+      if (c.mounted) await this.safeUnmount(rootfs);
       throw err;
     }
     this.watchCgroup(c);
@@ -392,7 +392,7 @@ export class OciTaskHandler implements TaskHandler {
       });
       await p.io?.close();
       for (const e of c.execs.values()) await e.io?.close(0);
-      if (c.mounted) this.safeUnmount(path.join(c.bundle, 'rootfs'));
+      if (c.mounted) await this.safeUnmount(path.join(c.bundle, 'rootfs'));
       this.containers.delete(c.id);
     } else {
       await p.io?.close();
@@ -414,9 +414,9 @@ export class OciTaskHandler implements TaskHandler {
     return { pid: p.pid, exitStatus, exitedAt };
   }
 
-  private safeUnmount(rootfs: string): void {
+  private async safeUnmount(rootfs: string): Promise<void> {
     try {
-      this.deps.unmountAll(rootfs);
+      await this.deps.unmountAll(rootfs);
     } catch (err) {
       this.deps.log.warn({ rootfs, err: (err as Error).message }, 'unmount failed');
     }
