@@ -5,7 +5,7 @@
 //   gvisor     tsshim, handler "gvisor" (runsc, ptrace platform, no network)
 //   kata       tsshim, handler "kata" delegating to containerd-shim-runc-v2: a STAND-IN delegate, not Kata
 //   youki      tsshim, handler "youki"
-//   crun       tsshim, handler "oci" with binary /usr/bin/crun
+//   crun       tsshim, handler "crun"
 //
 // What a column declares it can do comes from the handler's profile (the registry's `supports`),
 // so a scenario needing an operation the handler lacks is reported as "not supported" with the
@@ -13,15 +13,17 @@
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ALL_OPERATIONS, type Operation } from '../src/handlers/oci-cli/profile.js';
-import { findHandler, which, type HandlerType } from '../src/composition/registry.js';
+import type { Operation } from '../src/shim-api/operations.js';
+import { findHandler, probeHandler, type HandlerType } from '../src/composition/registry.js';
+import { which } from '../src/composition/host.js';
+import { RUNTIME_TYPE } from '../src/shim-api/runtime-type.js';
 import { gvisorProfile } from '../src/handlers/gvisor/profile.js';
 import { makeBundle } from '../test/helpers/bundle.js';
 import { REPO_ROOT, runCommand } from '../test/helpers/proc.js';
 import type { SeenKernel } from '../test/helpers/isolation.js';
 
 export const REFERENCE_RUNTIME = 'io.containerd.runc.v2';
-export const TSSHIM_RUNTIME = 'io.containerd.tsshim.v2';
+export const TSSHIM_RUNTIME = RUNTIME_TYPE;
 
 export type ColumnId = 'reference' | 'runc' | 'gvisor' | 'kata' | 'youki' | 'crun';
 export const COLUMN_IDS: readonly ColumnId[] = ['reference', 'runc', 'gvisor', 'kata', 'youki', 'crun'];
@@ -111,8 +113,11 @@ export async function probeCrunCreate(binary = '/usr/bin/crun'): Promise<Availab
   }
 }
 
-const crunEntry = findHandler('oci');
-const crunUnsupported = ALL_OPERATIONS.filter((op) => !(crunEntry?.supports ?? []).includes(op));
+/** The handler's own doctor verdict (`tsshim doctor`): not usable -> not run, with its reason. */
+async function doctorSays(type: HandlerType): Promise<Availability | undefined> {
+  const p = await probeHandler(findHandler(type)!);
+  return p.usable ? undefined : { run: false, reason: `tsshim doctor: ${p.reason}` };
+}
 
 export const COLUMNS: Readonly<Record<ColumnId, Column>> = Object.freeze({
   reference: {
@@ -183,20 +188,21 @@ export const COLUMNS: Readonly<Record<ColumnId, Column>> = Object.freeze({
   },
   crun: {
     id: 'crun',
-    header: 'crun (tsshim, handler oci)',
+    header: 'crun (tsshim, handler crun)',
     runtimeType: TSSHIM_RUNTIME,
-    handler: 'oci',
-    handlerToml: `handler = "oci"\nname = "conformance-crun"\nbinary = "/usr/bin/crun"\nroot = "/run/containerd/crun"\n\n[options]\nunsupported = ${JSON.stringify(crunUnsupported)}\n`,
+    handler: 'crun',
+    handlerToml: 'handler = "crun"\nname = "conformance-crun"\n',
     checkpointEngine: 'criu',
     hostPidNamespaceJoinable: true,
     isolation: 'host-kernel',
     probe: async (): Promise<Availability> => {
       const built = tsshimBuilt();
       if (built) return built;
-      if (!existsSync('/usr/bin/crun')) return { run: false, reason: 'crun not installed' };
-      return probeCrunCreate('/usr/bin/crun');
+      const doctor = await doctorSays('crun');
+      if (doctor) return doctor;
+      return probeCrunCreate(which('crun'));
     },
-    declares: declaresFromRegistry('oci'),
+    declares: declaresFromRegistry('crun'),
   },
 });
 

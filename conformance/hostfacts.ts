@@ -1,6 +1,6 @@
 // Facts about the machine a matrix was produced on, for the report header.
 import { readFileSync } from 'node:fs';
-import { cgroupFacts } from '../src/composition/registry.js';
+import { cgroupFacts } from '../src/composition/host.js';
 import { version as tsshimVersion } from '../src/version.js';
 import { runCommand } from '../test/helpers/proc.js';
 

@@ -5,7 +5,7 @@ import * as assert from 'uvu/assert';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { which } from '../src/composition/registry.js';
+import { which } from '../src/composition/host.js';
 import { runCommand } from '../test/helpers/proc.js';
 import { skipWithReason } from '../test/helpers/skip.js';
 import { diffObservations } from './compare.js';

@@ -8,7 +8,7 @@
 import type { ChildProcess } from 'node:child_process';
 import type { ContainerdClient } from '../src/client/containerd.js';
 import type { CriClient } from '../src/client/cri.js';
-import type { Operation } from '../src/handlers/oci-cli/profile.js';
+import type { Operation } from '../src/shim-api/operations.js';
 import type { PrivateContainerd } from '../test/helpers/containerd.js';
 import type { RunResult } from '../test/helpers/proc.js';
 import type { Column, ColumnId } from './columns.js';

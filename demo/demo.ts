@@ -4,7 +4,8 @@ import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { startContainerd, importTestImage, uniqueId } from '../test/helpers/containerd.js';
-import { registry } from '../src/composition/registry.js';
+import { probeAll } from '../src/composition/registry.js';
+import { RUNTIME_TYPE } from '../src/shim-api/runtime-type.js';
 
 interface Row {
   column: string;
@@ -22,14 +23,14 @@ async function main(): Promise<number> {
     kata: 'handler = "kata"\nname = "tsshim-kata"\n[options]\n# stand-in delegate: real Kata (containerd-shim-kata-v2) is not installable here\nshim = "containerd-shim-runc-v2"\n',
   };
   for (const [k, v] of Object.entries(configs)) writeFileSync(join(dir, `${k}.toml`), v);
-  const probes = new Map(await Promise.all(registry.map(async (e) => [e.type, await e.probe()] as const)));
+  const probes = new Map((await probeAll()).map((p) => [p.type, p] as const));
   const columns: Array<{ column: string; runtime: string; configPath?: string; skip?: string }> = [
     { column: 'reference: io.containerd.runc.v2', runtime: 'io.containerd.runc.v2' },
-    { column: 'tsshim: runc handler', runtime: 'io.containerd.tsshim.v2' },
-    { column: 'tsshim: gvisor handler (runsc, ptrace)', runtime: 'io.containerd.tsshim.v2', configPath: join(dir, 'gvisor.toml'), skip: probes.get('gvisor')?.usable ? undefined : probes.get('gvisor')?.reason },
-    { column: 'tsshim: kata handler (delegate stand-in: containerd-shim-runc-v2)', runtime: 'io.containerd.tsshim.v2', configPath: join(dir, 'kata.toml') },
-    { column: 'tsshim: youki handler', runtime: 'io.containerd.tsshim.v2', skip: probes.get('youki')?.usable ? undefined : probes.get('youki')?.reason },
-    { column: 'tsshim: real Kata', runtime: 'io.containerd.tsshim.v2', skip: probes.get('kata')?.usable ? undefined : probes.get('kata')?.reason },
+    { column: 'tsshim: runc handler', runtime: RUNTIME_TYPE },
+    { column: 'tsshim: gvisor handler (runsc, ptrace)', runtime: RUNTIME_TYPE, configPath: join(dir, 'gvisor.toml'), skip: probes.get('gvisor')?.usable ? undefined : probes.get('gvisor')?.reason },
+    { column: 'tsshim: kata handler (delegate stand-in: containerd-shim-runc-v2)', runtime: RUNTIME_TYPE, configPath: join(dir, 'kata.toml') },
+    { column: 'tsshim: youki handler', runtime: RUNTIME_TYPE, skip: probes.get('youki')?.usable ? undefined : probes.get('youki')?.reason },
+    { column: 'tsshim: real Kata', runtime: RUNTIME_TYPE, skip: probes.get('kata')?.usable ? undefined : probes.get('kata')?.reason },
   ];
   console.log('[demo] starting a private containerd');
   const cd = await startContainerd({ name: 'demo' });

@@ -6,8 +6,7 @@
 import { parseFlags, FlagError, type ShimFlags } from './shim-api/bootstrap/flags.js';
 import { version } from './version.js';
 import type { Server } from './ttrpc/index.js';
-
-const SHIM = 'containerd-shim-tsshim-v2';
+import { RUNTIME_TYPE, SHIM_BINARY as SHIM } from './shim-api/runtime-type.js';
 
 async function main(argv: string[]): Promise<number> {
   let flags: ShimFlags;
@@ -73,7 +72,7 @@ async function runDaemon(flags: ShimFlags, listen?: (server: Server) => Promise<
   const { serve } = await import('./shim-api/bootstrap/daemon.js');
   const { reaper } = await import('./sys/reaper.js');
   const { peerCredentials } = await import('./sys/libc.js');
-  const log = createLogger({ level: flags.debug || process.env.TSSHIM_DEBUG === '1' ? 'debug' : 'info', base: { runtime: 'io.containerd.tsshim.v2', namespace: flags.namespace } });
+  const log = createLogger({ level: flags.debug || process.env.TSSHIM_DEBUG === '1' ? 'debug' : 'info', base: { runtime: RUNTIME_TYPE, namespace: flags.namespace } });
   process.on('uncaughtException', (err) => log.error({ err: err.stack ?? String(err) }, 'uncaught exception (shim keeps serving)'));
   process.on('unhandledRejection', (err) => log.error({ err: err instanceof Error ? err.stack : String(err) }, 'unhandled rejection (shim keeps serving)'));
   const { resolver, publisher } = compose({

@@ -10,7 +10,9 @@ import { fileURLToPath } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { parse as parseToml } from 'smol-toml';
-import { registry, RUNTIME_TYPE } from '../composition/registry.js';
+import { registry } from '../composition/registry.js';
+import { renderHandlerConfig } from '../composition/handler-config.js';
+import { RUNTIME_TYPE } from '../shim-api/runtime-type.js';
 import { parseConfig } from '../composition/config.js';
 import { containerdConfig, runtimeClasses } from './generate.js';
 
@@ -73,7 +75,7 @@ test('config containerd --handlers picks entries by type or entry name; bad inpu
   const r = tsshim(['config', 'containerd', '--handlers', 'gvisor,crun,gvisor']);
   assert.is(r.code, 0, r.stderr);
   assert.equal(Object.keys(runtimesOf(parseToml(r.stdout) as Table, '1.7')), ['tsshim-gvisor', 'tsshim-crun']);
-  assert.match((runtimesOf(parseToml(r.stdout) as Table, '1.7')['tsshim-crun']!.options as Table).ConfigPath as string, '/etc/tsshim/oci.toml');
+  assert.match((runtimesOf(parseToml(r.stdout) as Table, '1.7')['tsshim-crun']!.options as Table).ConfigPath as string, '/etc/tsshim/crun.toml');
   const bad = tsshim(['config', 'containerd', '--handlers', 'runc,nope']);
   assert.is(bad.code, 2);
   assert.match(bad.stderr, 'unknown handler "nope"');
@@ -111,7 +113,7 @@ test('config handlers --out writes the files the entries point at; no silent ove
   assert.is(r.code, 0, r.stderr);
   for (const e of registry) {
     const text = fs.readFileSync(path.join(out, `${e.type}.toml`), 'utf8');
-    assert.is(text, e.defaultConfig);
+    assert.is(text, renderHandlerConfig(e));
     assert.is(parseConfig(text, e.type).handler.type, e.type);
   }
   fs.writeFileSync(path.join(out, 'runc.toml'), 'handler = "runc"\n# mine\n');
@@ -120,7 +122,7 @@ test('config handlers --out writes the files the entries point at; no silent ove
   assert.match(again.stderr, 'not overwriting');
   assert.is(fs.readFileSync(path.join(out, 'runc.toml'), 'utf8'), 'handler = "runc"\n# mine\n');
   assert.is(tsshim(['config', 'handlers', '--out', out, '--force', '--handlers', 'runc']).code, 0);
-  assert.is(fs.readFileSync(path.join(out, 'runc.toml'), 'utf8'), registry[0]!.defaultConfig);
+  assert.is(fs.readFileSync(path.join(out, 'runc.toml'), 'utf8'), renderHandlerConfig(registry[0]!));
   assert.is(tsshim(['config', 'handlers']).code, 2);
 });
 
@@ -155,8 +157,10 @@ test('doctor --json on this host: runc usable, youki and kata not installed, gvi
   // crun is installed, but this host's cgroup layout is hybrid with hugetlb on v2
   const unified = '/sys/fs/cgroup/unified/cgroup.controllers';
   const hybridWithControllers = fs.existsSync(unified) && fs.readFileSync(unified, 'utf8').trim() !== '';
-  assert.is(h.oci!.usable, !hybridWithControllers);
-  if (hybridWithControllers) assert.match(h.oci!.reason, /^crun fails on hybrid cgroup layout/);
+  for (const type of ['crun', 'oci']) {
+    assert.is(h[type]!.usable, !hybridWithControllers, type);
+    if (hybridWithControllers) assert.match(h[type]!.reason, /^crun fails on hybrid cgroup layout/);
+  }
 });
 
 test('doctor table: one row per handler, exit 0 with the default (runc)', () => {
@@ -222,7 +226,7 @@ test('doctor reads <config-dir>/<type>.toml for the other handlers', () => {
 test('docs/handlers/<type>.md quote the generated config file, containerd entry and RuntimeClass', () => {
   for (const e of registry) {
     const doc = fs.readFileSync(path.join(REPO, 'docs/handlers', `${e.type}.md`), 'utf8');
-    const body = e.defaultConfig.split('\n').filter((l, i, all) => !(l.startsWith('#') && i < 2) && !(i === 2 && l === '' && all[0]!.startsWith('#'))).join('\n');
+    const body = renderHandlerConfig(e).split('\n').filter((l, i, all) => !(l.startsWith('#') && i < 2) && !(i === 2 && l === '' && all[0]!.startsWith('#'))).join('\n');
     assert.ok(doc.includes(body.trim()), `${e.type}.md: config file out of date`);
     const cd = containerdConfig({ version: '1.6', entries: [e], configDir: '/etc/tsshim' });
     const entryBlock = cd.slice(cd.indexOf('[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.tsshim-')).trim();

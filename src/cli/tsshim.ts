@@ -6,15 +6,18 @@
  *   tsshim config handlers --out DIR [--handlers a,b] [--force]
  *   tsshim config runtimeclass [--handlers a,b]
  *
- * Everything comes from the handler registry (src/composition/registry.ts); no
- * inversify container is built here, so start-up stays light.
+ * Everything comes from the one handler list (src/composition/registry.ts): plain
+ * definitions whose task code loads lazily, and no inversify container, so start-up stays light.
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { DEFAULT_CONFIG_PATH, defaultConfig, loadConfigFile, type ShimConfig } from '../composition/config.js';
-import { findHandler, probeAll, registry, type HandlerEntry, type Probe } from '../composition/registry.js';
+import { findHandler, probeAll, registry } from '../composition/registry.js';
+import { renderHandlerConfig } from '../composition/handler-config.js';
 import type { HandlerConfig } from '../shim-api/handler.js';
+import type { HandlerDefinition } from '../shim-api/definition.js';
+import type { Probe } from '../shim-api/host-facts.js';
 import { version } from '../version.js';
 import { containerdConfig, handlerConfigPath, parseContainerdVersion, runtimeClasses } from './generate.js';
 
@@ -32,14 +35,14 @@ const USAGE = `usage:
       Print Kubernetes RuntimeClass documents.
   tsshim --version
 
-LIST is comma-separated handler types or entry names (${registry.map((e) => e.type).join(', ')}; e.g. crun for oci).
+LIST is comma-separated handler types or entry names (${registry.map((e) => e.type).join(', ')}; e.g. tsshim-gvisor for gvisor).
 `;
 
 class UsageError extends Error {}
 
-function selectHandlers(list: string | undefined): HandlerEntry[] {
+function selectHandlers(list: string | undefined): HandlerDefinition[] {
   if (list === undefined || list.trim() === '') return [...registry];
-  const out: HandlerEntry[] = [];
+  const out: HandlerDefinition[] = [];
   for (const raw of list.split(',')) {
     const name = raw.trim();
     if (!name) continue;
@@ -163,7 +166,7 @@ async function config(args: string[]): Promise<number> {
       }
       fs.mkdirSync(out, { recursive: true });
       for (const { e, file } of files) {
-        fs.writeFileSync(file, e.defaultConfig, { mode: 0o644 });
+        fs.writeFileSync(file, renderHandlerConfig(e), { mode: 0o644 });
         process.stdout.write(`wrote ${file}\n`);
       }
       return 0;

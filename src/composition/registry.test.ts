@@ -1,23 +1,25 @@
 /**
- * The handler registry: agrees with the inversify modules the shim really loads,
- * its default configs are accepted by the handlers' own config parsers, and its
- * verdicts (pure assess() over hand-written host facts) read right for hosts we
- * do not have here. The real host is probed in src/cli/tsshim.test.ts.
+ * The one handler list: every definition is well-formed and distinct, its factory loads
+ * the handler it names, its default config renders to a file that config.ts and the
+ * handler's own parser accept, and its verdicts (pure assess() over hand-written host
+ * facts) read right for hosts we do not have here. The real host is probed in
+ * src/cli/tsshim.test.ts.
  */
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { Container } from 'inversify';
-import { HandlerFactory } from '../shim-api/handler.js';
-import { handlerModules } from './modules.js';
 import { parseConfig } from './config.js';
-import { cpuVirtFlag, findHandler, parseVersion, registry, runscBuildYear, which, type HostFacts } from './registry.js';
-import { gvisorOptions } from '../handlers/gvisor/module.js';
-import { profileFromConfig } from '../handlers/generic/module.js';
-import { kataConfig } from '../handlers/kata/module.js';
-import { crunProfile } from '../handlers/generic/profile.js';
+import { renderHandlerConfig } from './handler-config.js';
+import { cpuVirtFlag, parseVersion, which } from './host.js';
+import { findHandler, registry } from './registry.js';
+import type { HostFacts } from '../shim-api/host-facts.js';
+import { ALL_OPERATIONS } from '../shim-api/operations.js';
+import { gvisorOptions, runscBuildYear } from '../handlers/gvisor/definition.js';
+import { profileFromConfig } from '../handlers/oci/definition.js';
+import { kataConfig } from '../handlers/kata/factory.js';
+import { crunProfile } from '../handlers/crun/profile.js';
 import { runcProfile } from '../handlers/runc/profile.js';
 
 function facts(over: Partial<HostFacts> = {}): HostFacts {
@@ -44,43 +46,56 @@ const hybridHugetlb: HostFacts['cgroup'] = {
 };
 const entry = (t: string) => findHandler(t)!;
 
-test('registry types are exactly the handler factories bound by modules.ts', () => {
-  const c = new Container();
-  c.load(...handlerModules);
-  const bound = c.getAll<HandlerFactory>(HandlerFactory).map((f) => f.type).sort();
-  assert.equal(registry.map((e) => e.type).sort(), bound);
-});
-
-test('runtime entries and config files are distinct and named after the type', () => {
-  assert.equal(new Set(registry.map((e) => e.runtimeEntry)).size, registry.length);
-  assert.equal(new Set(registry.map((e) => e.configFile)).size, registry.length);
+test('one definition per type; runtime entries, config files and docs pages follow the type', () => {
+  assert.equal(registry.map((e) => e.type), ['runc', 'gvisor', 'youki', 'kata', 'crun', 'oci']);
+  assert.equal(new Set(registry.map((e) => e.type)).size, registry.length);
   for (const e of registry) {
-    assert.match(e.runtimeEntry, /^tsshim-[a-z0-9-]+$/);
+    assert.is(e.runtimeEntry, `tsshim-${e.type}`);
     assert.is(e.configFile, `${e.type}.toml`);
+    assert.is(e.docsPage, `docs/handlers/${e.type}.md`);
+    assert.ok(Object.isFrozen(e), e.type);
+    assert.ok(e.supports.length > 0 && e.supports.every((op) => ALL_OPERATIONS.includes(op)), e.type);
+    assert.equal(e.binariesFor(), [e.binary], e.type);
   }
-  assert.is(entry('oci').runtimeEntry, 'tsshim-crun');
-  assert.is(findHandler('crun'), entry('oci'));
+  assert.is(findHandler('crun'), entry('crun'));
+  assert.is(findHandler('tsshim-oci'), entry('oci'));
   assert.is(findHandler('tsshim-gvisor'), entry('gvisor'));
   assert.is(findHandler('nope'), undefined);
   assert.equal([...entry('kata').supports].includes('checkpoint'), false);
   assert.equal(entry('runc').supports, [...runcProfile.supports]);
+  assert.equal(entry('crun').supports, [...crunProfile.supports]);
+  assert.equal(entry('crun').notes, crunProfile.notes);
+});
+
+test('every factory loads and builds the handler type of its definition', async () => {
+  for (const e of registry) {
+    const f = await e.factory();
+    assert.is(f.type, e.type);
+    assert.type(f.create, 'function');
+    assert.type(f.cleanup, 'function');
+  }
 });
 
 test('every default config is accepted by config.ts and by its handler\'s own parser', () => {
   for (const e of registry) {
-    const cfg = parseConfig(e.defaultConfig, e.configFile);
+    const text = renderHandlerConfig(e);
+    assert.match(text, new RegExp(`^# tsshim handler config: ${e.type} \\(`));
+    assert.match(text, `\nhandler = "${e.type}"\nname = "${e.runtimeEntry}"\n`);
+    const cfg = parseConfig(text, e.configFile);
     assert.is(cfg.handler.type, e.type, e.type);
     assert.is(cfg.handler.name, e.runtimeEntry, e.type);
     assert.is(cfg.allowAnnotationOverride, false);
+    assert.is(cfg.debug, false);
   }
-  const g = gvisorOptions(parseConfig(entry('gvisor').defaultConfig, 'g').handler);
+  const g = gvisorOptions(parseConfig(renderHandlerConfig(entry('gvisor')), 'g').handler);
   assert.is(g.platform, 'ptrace');
   assert.is(g.network, 'none');
-  const p = profileFromConfig(parseConfig(entry('oci').defaultConfig, 'o').handler);
+  const p = profileFromConfig(parseConfig(renderHandlerConfig(entry('oci')), 'o').handler);
   assert.is(p.binary, 'crun');
   assert.is(p.defaultRoot, '/run/containerd/crun');
   assert.equal([...p.supports].sort(), [...crunProfile.supports].sort());
-  assert.is(kataConfig(parseConfig(entry('kata').defaultConfig, 'k').handler).binary, 'containerd-shim-kata-v2');
+  assert.is(parseConfig(renderHandlerConfig(entry('crun')), 'c').handler.options.systemd_cgroup, false);
+  assert.is(kataConfig(parseConfig(renderHandlerConfig(entry('kata')), 'k').handler).binary, 'containerd-shim-kata-v2');
 });
 
 test('parseVersion / runscBuildYear / cpuVirtFlag', () => {
@@ -153,17 +168,24 @@ test('gvisor: platform checks', () => {
   assert.is(g.assess(facts(), cfg('bogus')).usable, false);
 });
 
-test('oci/crun: refuses hybrid layouts whose v2 hierarchy has controllers, only for crun', () => {
-  const o = entry('oci');
-  assert.ok(o.assess(facts()).usable);
-  const bad = o.assess(facts({ cgroup: hybridHugetlb }));
-  assert.is(bad.usable, false);
-  assert.match(bad.reason, /^crun fails on hybrid cgroup layout/);
-  assert.match(bad.reason, 'hugetlb');
-  assert.ok(o.assess(facts({ cgroup: { ...hybridHugetlb, unifiedControllers: [] } })).usable);
+test('crun: refuses hybrid layouts whose v2 hierarchy has controllers; oci only when its binary is crun', () => {
+  for (const type of ['crun', 'oci']) {
+    const o = entry(type);
+    assert.ok(o.assess(facts()).usable, type);
+    const bad = o.assess(facts({ cgroup: hybridHugetlb }));
+    assert.is(bad.usable, false, type);
+    assert.match(bad.reason, /^crun fails on hybrid cgroup layout/);
+    assert.match(bad.reason, 'hugetlb');
+    assert.match(bad.reason, 'crun 1.8.1 says');
+    assert.ok(o.assess(facts({ cgroup: { ...hybridHugetlb, unifiedControllers: [] } })).usable, type);
+  }
+  const missing = entry('crun').assess(facts({ binaries: {} }));
+  assert.is(missing.reason, 'not installed: crun not found on PATH (Debian: apt-get install crun)');
   const other = facts({ cgroup: hybridHugetlb });
   other.binaries['/opt/bin/myrt'] = { name: '/opt/bin/myrt', path: '/opt/bin/myrt', version: '2.0' };
-  assert.ok(o.assess(other, { type: 'oci', name: 'myrt', binary: '/opt/bin/myrt', options: {} }).usable);
+  const myrt = entry('oci').assess(other, { type: 'oci', name: 'myrt', binary: '/opt/bin/myrt', options: {} });
+  assert.ok(myrt.usable);
+  assert.is(myrt.reason, 'myrt 2.0; cgroups hybrid (v1 controllers + v2 at /sys/fs/cgroup/unified with hugetlb)');
 });
 
 test('youki and kata: not installed / virtualisation', () => {

@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import type { CleanupResult, HandlerConfig, HandlerContext, HandlerFactory, HandlerResolver, HandlerSelection, TaskHandler } from '../shim-api/handler.js';
+import type { HandlerDefinition } from '../shim-api/definition.js';
 import { failedPrecondition } from '../shim-api/errors.js';
 import { runcOptions, runtimeOptions, TYPE_URL, unpackAny } from '../shim-api/pb.js';
 import { defaultConfig, loadConfigFile, parseConfig, HANDLER_ANNOTATION, type ShimConfig } from './config.js';
@@ -44,18 +45,25 @@ export function selectConfig(sel: Pick<HandlerSelection, 'options' | 'annotation
 
 export class ConfiguredResolver implements HandlerResolver {
   private readonly instances = new Map<string, TaskHandler>();
+  private readonly factories = new Map<string, Promise<HandlerFactory>>();
 
   constructor(
-    private readonly factories: ReadonlyMap<string, HandlerFactory>,
+    private readonly definitions: readonly HandlerDefinition[],
     private readonly ctx: HandlerContext,
   ) {}
 
-  private factory(config: HandlerConfig, source: string): HandlerFactory {
-    const f = this.factories.get(config.type);
+  /** The factory of a config's handler type, loaded once (definitions load their code lazily). */
+  private factory(config: HandlerConfig, source: string): Promise<HandlerFactory> {
+    let f = this.factories.get(config.type);
     if (!f) {
-      throw failedPrecondition(
-        `unknown tsshim handler "${config.type}" (from ${source}): known handlers are ${[...this.factories.keys()].join(', ')}; fix "handler" in that config`,
-      );
+      const def = this.definitions.find((d) => d.type === config.type);
+      if (!def) {
+        throw failedPrecondition(
+          `unknown tsshim handler "${config.type}" (from ${source}): known handlers are ${this.definitions.map((d) => d.type).join(', ')}; fix "handler" in that config`,
+        );
+      }
+      f = def.factory();
+      this.factories.set(config.type, f);
     }
     return f;
   }
@@ -63,7 +71,7 @@ export class ConfiguredResolver implements HandlerResolver {
   async resolve(sel: HandlerSelection): Promise<TaskHandler> {
     const cfg = selectConfig(sel, this.ctx.log);
     if (cfg.debug && this.ctx.log.level !== 'debug' && this.ctx.log.level !== 'trace') this.ctx.log.level = 'debug';
-    const factory = this.factory(cfg.handler, cfg.source);
+    const factory = await this.factory(cfg.handler, cfg.source);
     const key = JSON.stringify(cfg.handler);
     let handler = this.instances.get(key);
     if (!handler) {
@@ -82,6 +90,6 @@ export class ConfiguredResolver implements HandlerResolver {
     } catch {
       config = defaultConfig().handler; // Create never got as far as choosing: clean up as the default would
     }
-    return this.factory(config, path.join(bundle, BUNDLE_STATE_FILE)).cleanup(config, bundle, id, this.ctx);
+    return (await this.factory(config, path.join(bundle, BUNDLE_STATE_FILE))).cleanup(config, bundle, id, this.ctx);
   }
 }

@@ -4,14 +4,15 @@
  */
 import { Container } from 'inversify';
 import type { Logger } from 'pino';
-import { HandlerFactory, type HandlerContext, type HandlerResolver, type OsServices } from '../shim-api/handler.js';
+import type { HandlerContext, HandlerResolver, OsServices } from '../shim-api/handler.js';
+import type { HandlerDefinition } from '../shim-api/definition.js';
 import type { EventPublisher } from '../shim-api/events.js';
 import { TtrpcEventPublisher } from '../shim-api/events.js';
 import { reaper } from '../sys/reaper.js';
 import { mountAll, unmountAll } from '../sys/mount.js';
-import { handlerModules } from './modules.js';
+import { registry } from './registry.js';
 import { ConfiguredResolver } from './resolver.js';
-import { Context, Log, Os, Publisher, Resolver } from './tokens.js';
+import { Context, Definitions, Log, Os, Publisher, Resolver } from './tokens.js';
 
 export interface RootOptions {
   namespace: string;
@@ -24,6 +25,8 @@ export interface RootOptions {
   debug?: boolean;
   /** the daemon's own socket path */
   socket?: string;
+  /** the handler definitions (default: the registry) */
+  definitions?: readonly HandlerDefinition[];
 }
 
 const noPublisher: EventPublisher = {
@@ -63,12 +66,10 @@ export function buildContainer(opts: RootOptions): Container {
       os: ctx.get<OsServices>(Os),
     }))
     .inSingletonScope();
-  c.load(...handlerModules);
+  // The one handler list, bound whole (no multi-binding beside it: ADR 0009).
+  c.bind<readonly HandlerDefinition[]>(Definitions).toConstantValue(opts.definitions ?? registry);
   c.bind<HandlerResolver>(Resolver)
-    .toDynamicValue((ctx) => {
-      const factories = new Map(ctx.getAll<HandlerFactory>(HandlerFactory).map((f) => [f.type, f] as const));
-      return new ConfiguredResolver(factories, ctx.get<HandlerContext>(Context));
-    })
+    .toDynamicValue((ctx) => new ConfiguredResolver(ctx.get<readonly HandlerDefinition[]>(Definitions), ctx.get<HandlerContext>(Context)))
     .inSingletonScope();
   return c;
 }

@@ -1,7 +1,7 @@
 /**
  * The handler port: what a backend implements to serve containerd's task API.
  * shim-api owns this contract and never imports a handler; the composition root
- * binds concrete handlers by name.
+ * lists the handler definitions (definition.ts) and resolves one per task.
  */
 import type { Any, task } from './pb.js';
 
@@ -97,7 +97,7 @@ export interface OsServices {
   unmountAll(target: string): Promise<void>;
 }
 
-/** What each handler folder contributes (bound by its inversify module). */
+/** What serves tasks of one handler type; a HandlerDefinition's factory() loads it. */
 export interface HandlerFactory {
   /** The handler type this factory builds. */
   readonly type: string;
@@ -105,6 +105,3 @@ export interface HandlerFactory {
   /** `delete` subcommand: remove what a task of this handler left in `bundle`. */
   cleanup(config: HandlerConfig, bundle: string, id: string, ctx: HandlerContext): Promise<CleanupResult>;
 }
-
-/** DI token for HandlerFactory (a plain symbol: shim-api does not import inversify). */
-export const HandlerFactory = Symbol.for('tsshim.HandlerFactory');

@@ -1,5 +1,6 @@
 /** runsc (gVisor) driven through its runc-compatible CLI. */
-import { allOperationsExcept, defineProfile, type RuntimeProfile } from '../oci-cli/profile.js';
+import { defineProfile, type RuntimeProfile } from '../oci-cli/profile.js';
+import { allOperationsExcept } from '../../shim-api/operations.js';
 
 export interface GvisorOptions {
   /** 'systrap' needs runsc >= 2023; Debian's 2022 build knows ptrace and kvm only. */

@@ -17,7 +17,8 @@ import type { CommandRunner } from './runner.js';
 import { runcProfile } from '../runc/profile.js';
 import { gvisorProfile, gvisorGlobalArgs } from '../gvisor/profile.js';
 import { youkiProfile } from '../youki/profile.js';
-import { crunProfile, genericProfile } from '../generic/profile.js';
+import { genericProfile } from '../oci/profile.js';
+import { crunProfile } from '../crun/profile.js';
 
 const top = mkdtempSync(path.join(tmpdir(), 'tsshim-oci-driver-'));
 let seq = 0;

@@ -1,11 +1,13 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ShimError } from '../../shim-api/errors.js';
-import { RUNC_OPERATIONS, defineProfile } from './profile.js';
+import { defineProfile } from './profile.js';
+import { RUNC_OPERATIONS } from '../../shim-api/operations.js';
 import { runcProfile } from '../runc/profile.js';
 import { gvisorProfile, gvisorProfileWith } from '../gvisor/profile.js';
 import { youkiProfile } from '../youki/profile.js';
-import { crunProfile, genericProfile } from '../generic/profile.js';
+import { genericProfile } from '../oci/profile.js';
+import { crunProfile } from '../crun/profile.js';
 
 const invalid = (fn: () => unknown, re: RegExp) =>
   assert.throws(fn, (e: unknown) => e instanceof ShimError && e.kind === 'InvalidArgument' && re.test(e.message));

@@ -4,41 +4,10 @@
  * per-subcommand flags differ from runc's. No behaviour lives here.
  */
 import { ShimError } from '../../shim-api/errors.js';
+import { ALL_OPERATIONS, RUNC_OPERATIONS, type Operation } from '../../shim-api/operations.js';
 
-export type Operation =
-  | 'create'
-  | 'start'
-  | 'exec'
-  | 'kill'
-  | 'delete'
-  | 'pause'
-  | 'resume'
-  | 'ps'
-  | 'update'
-  | 'checkpoint'
-  | 'restore'
-  | 'features'
-  | 'events'
-  | 'state'
-  | 'wait';
-
-export const ALL_OPERATIONS: readonly Operation[] = Object.freeze([
-  'create',
-  'start',
-  'exec',
-  'kill',
-  'delete',
-  'pause',
-  'resume',
-  'ps',
-  'update',
-  'checkpoint',
-  'restore',
-  'features',
-  'events',
-  'state',
-  'wait',
-] as const);
+/** The capability vocabulary lives in shim-api; re-exported for the driver's signatures. */
+export type { Operation } from '../../shim-api/operations.js';
 
 /**
  * How the driver treats one optional flag of one subcommand.
@@ -206,15 +175,6 @@ export function defineProfile(p: ProfileSpec): RuntimeProfile {
     ...(p.notes !== undefined ? { notes: Object.freeze([...p.notes]) } : {}),
   };
   return Object.freeze(profile);
-}
-
-/** All operations except the listed ones; handy for profiles. */
-/** runc's command set: every operation but `wait` (runsc's). */
-export const RUNC_OPERATIONS: readonly Operation[] = Object.freeze(ALL_OPERATIONS.filter((op) => op !== 'wait'));
-
-/** runc's command set less `excluded`. */
-export function allOperationsExcept(...excluded: Operation[]): Operation[] {
-  return RUNC_OPERATIONS.filter((op) => !excluded.includes(op));
 }
 
 class FrozenSet<T> extends Set<T> {

@@ -1,5 +1,6 @@
 /** youki: runc-compatible CLI in Rust. */
-import { allOperationsExcept, defineProfile } from '../oci-cli/profile.js';
+import { defineProfile } from '../oci-cli/profile.js';
+import { allOperationsExcept } from '../../shim-api/operations.js';
 
 export const youkiProfile = defineProfile({
   name: 'youki',

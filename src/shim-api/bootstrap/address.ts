@@ -1,6 +1,7 @@
 /** Where a shim listens: one socket per (containerd, namespace, group), as runc-v2 computes it. */
 import { createHash } from 'node:crypto';
 import net from 'node:net';
+import { RUNTIME_TYPE } from '../runtime-type.js';
 
 export const SOCKET_DIR = '/run/containerd/s';
 
@@ -14,7 +15,7 @@ export function groupOf(id: string, annotations: Record<string, string>): string
  * runtime name so a tsshim task and a runc-v2 task of the same id never share a socket.
  */
 export function socketPath(containerdAddress: string, namespace: string, group: string): string {
-  const h = createHash('sha256').update(`io.containerd.tsshim.v2:${containerdAddress}/${namespace}/${group}`).digest('hex');
+  const h = createHash('sha256').update(`${RUNTIME_TYPE}:${containerdAddress}/${namespace}/${group}`).digest('hex');
   return `${SOCKET_DIR}/${h}`;
 }
 

@@ -3,6 +3,7 @@
  * {name 1, version 2 {version 1, revision 2}}. Written by hand: three strings.
  */
 import { version } from '../../version.js';
+import { RUNTIME_TYPE } from '../runtime-type.js';
 
 function field(no: number, bytes: Uint8Array): Buffer {
   const len: number[] = [];
@@ -16,5 +17,5 @@ function field(no: number, bytes: Uint8Array): Buffer {
 
 export async function runtimeInfo(): Promise<Uint8Array> {
   const rv = Buffer.concat([field(1, Buffer.from(version())), field(2, Buffer.from(''))]);
-  return Buffer.concat([field(1, Buffer.from('io.containerd.tsshim.v2')), field(2, rv)]);
+  return Buffer.concat([field(1, Buffer.from(RUNTIME_TYPE)), field(2, rv)]);
 }

@@ -1,5 +1,4 @@
-import { ContainerModule } from 'inversify';
-import { HandlerFactory, type HandlerConfig } from '../../shim-api/handler.js';
+import type { HandlerConfig, HandlerFactory } from '../../shim-api/handler.js';
 import { KataTaskHandler, type KataConfig } from './task-handler.js';
 
 /**
@@ -17,11 +16,8 @@ export function kataConfig(config: HandlerConfig): KataConfig {
   };
 }
 
-export const kataHandlerModule = new ContainerModule(({ bind }) => {
-  const factory: HandlerFactory = {
-    type: 'kata',
-    create: (config, ctx) => new KataTaskHandler(kataConfig(config), ctx),
-    cleanup: (config, bundle, id, ctx) => KataTaskHandler.cleanup(kataConfig(config), ctx, bundle, id),
-  };
-  bind(HandlerFactory).toConstantValue(factory);
-});
+export const kataHandlerFactory: HandlerFactory = {
+  type: 'kata',
+  create: (config, ctx) => new KataTaskHandler(kataConfig(config), ctx),
+  cleanup: (config, bundle, id, ctx) => KataTaskHandler.cleanup(kataConfig(config), ctx, bundle, id),
+};

@@ -1,0 +1,15 @@
+/** youki: runc-compatible, with the differences its profile declares. */
+import { defineOciHandler } from '../oci-cli/definition.js';
+import { youkiProfile } from './profile.js';
+
+export const youkiDefinition = defineOciHandler({
+  type: 'youki',
+  summary: 'youki, a runc-compatible OCI runtime in Rust',
+  profile: youkiProfile,
+  notInstalled: () => 'not installed: youki is not packaged for Debian 12; install from its releases',
+  config: {
+    description: 'runc-compatible runtime in Rust',
+    settings: `# binary = "/usr/local/bin/youki"   # default: youki on PATH\n# root = "${youkiProfile.defaultRoot}"\n`,
+    options: 'systemd_cgroup = false\n',
+  },
+});
