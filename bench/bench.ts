@@ -6,8 +6,8 @@ import { join } from 'node:path';
 import os from 'node:os';
 import { startContainerd, importTestImage, uniqueId, REPO_ROOT, type PrivateContainerd } from '../test/helpers/containerd.js';
 import { findProcesses } from '../test/helpers/proc.js';
+import { RUNTIME_TYPE as TSSHIM } from '../src/shim-api/runtime-type.js';
 
-const TSSHIM = 'io.containerd.tsshim.v2';
 const RUNC = 'io.containerd.runc.v2';
 
 function arg(name: string, def: number): number {
@@ -118,7 +118,7 @@ async function main() {
     const date = new Date().toISOString().slice(0, 10);
     md = `## ${date}: ${runs} interleaved runs, ${containers} containers\n\n` +
       `Host: ${os.cpus().length} CPUs, kernel ${os.release()}, ${execFileSync('containerd', ['--version']).toString().trim().split(' ').slice(0, 3).join(' ')}, ${execFileSync('runc', ['--version']).toString().split('\n')[0]}, node ${process.version}. Shared, noisy machine: medians.\n\n` +
-      `| measure | io.containerd.runc.v2 | io.containerd.tsshim.v2 | tsshim / runc-v2 |\n|---|---:|---:|---:|\n` +
+      `| measure | ${RUNC} | ${TSSHIM} | tsshim / runc-v2 |\n|---|---:|---:|---:|\n` +
       rows.map((x) => `| ${x.join(' | ')} |`).join('\n') + '\n';
     console.log(md);
   } finally {

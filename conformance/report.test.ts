@@ -6,6 +6,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { which } from '../src/composition/host.js';
+import { RUNTIME_TYPE } from '../src/shim-api/runtime-type.js';
 import { runCommand } from '../test/helpers/proc.js';
 import { skipWithReason } from '../test/helpers/skip.js';
 import { diffObservations } from './compare.js';
@@ -32,8 +33,8 @@ function fixture(): MatrixReport {
     host: { kernel: '6.1.0', cgroupMode: 'hybrid', cgroupDetail: 'v1 + v2', os: 'Debian GNU/Linux 12', node: 'v20.0.0', tsshim: '0.1.0', versions: { runc: 'runc version 1.1.5', runsc: 'runsc version 0.0~20221219.0' } },
     columns: [
       { id: 'reference', header: 'reference (io.containerd.runc.v2)', runtimeType: 'io.containerd.runc.v2', available: true },
-      { id: 'runc', header: 'runc (tsshim, handler runc)', runtimeType: 'io.containerd.tsshim.v2', handlerToml: 'handler = "runc"\n', available: true },
-      { id: 'gvisor', header: 'gvisor <ptrace>', runtimeType: 'io.containerd.tsshim.v2', available: true },
+      { id: 'runc', header: 'runc (tsshim, handler runc)', runtimeType: RUNTIME_TYPE, handlerToml: 'handler = "runc"\n', available: true },
+      { id: 'gvisor', header: 'gvisor <ptrace>', runtimeType: RUNTIME_TYPE, available: true },
     ],
     scenarios: ['exit-code-42', 'stats', 'update-memory', 'checkpoint-restore'].map((id) => ({ id, group: 'g', title: `title of ${id}`, requires: [] })),
     cells,

@@ -4,6 +4,11 @@ import { invalidArgument } from './errors.js';
 const IDENTIFIER = /^[A-Za-z0-9]+(?:[._-][A-Za-z0-9]+)*$/;
 const MAX_LENGTH = 76;
 
+/** Is `s` a containerd identifier (ids and namespaces alike)? The one id pattern of tsshim. */
+export function isIdentifier(s: string): boolean {
+  return typeof s === 'string' && s.length > 0 && s.length <= MAX_LENGTH && IDENTIFIER.test(s);
+}
+
 /** Throws InvalidArgument unless `id` is a containerd identifier (so never '/', '..' or NUL). */
 export function validateId(id: string, what = 'id'): string {
   if (id.length === 0) throw invalidArgument(`${what} must not be empty`);

@@ -17,6 +17,7 @@ import { stringify as stringifyToml } from 'smol-toml';
 import { TEST_IMAGE, importTestImage, type PrivateContainerd } from './containerd.js';
 import { buildTestImageArchive } from './image.js';
 import { runChecked } from './proc.js';
+import { RUNTIME_TYPE } from '../../src/shim-api/runtime-type.js';
 
 /** containerd's CRI plugin id. */
 export const CRI_PLUGIN_ID = 'io.containerd.grpc.v1.cri';
@@ -30,7 +31,7 @@ export const DEFAULT_CNI_DIR = '/run/tsshim-test/cri-cni-empty';
 /** Runtime type of the reference shim (containerd-shim-runc-v2). */
 export const RUNC_RUNTIME_TYPE = 'io.containerd.runc.v2';
 /** Runtime type that makes containerd start containerd-shim-tsshim-v2. */
-export const TSSHIM_RUNTIME_TYPE = 'io.containerd.tsshim.v2';
+export const TSSHIM_RUNTIME_TYPE = RUNTIME_TYPE;
 
 /** Bump when the pause archive layout changes so cached archives are rebuilt. */
 const PAUSE_FORMAT_VERSION = 'v1';

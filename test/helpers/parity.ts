@@ -6,6 +6,7 @@ import type { Test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { ServiceError } from '@grpc/grpc-js';
 import { TSSHIM, RUNC_V2 } from './tasks.js';
+import { SHIM_BINARY } from '../../src/shim-api/runtime-type.js';
 import { findProcesses, runCommand, type RunResult } from './proc.js';
 import type { PrivateContainerd } from './containerd.js';
 
@@ -60,7 +61,7 @@ export function shimDaemons(cd: PrivateContainerd, ids: string[]): Array<{ pid: 
   }).map((p) => ({ pid: p.pid, binary: (p.argv.find((x) => /containerd-shim-/.test(x)) ?? p.argv[0] ?? '').split('/').pop()! }));
 }
 
-export const shimBinary = (runtime: Runtime): string => (runtime === TSSHIM ? 'containerd-shim-tsshim-v2' : 'containerd-shim-runc-v2');
+export const shimBinary = (runtime: Runtime): string => (runtime === TSSHIM ? SHIM_BINARY : 'containerd-shim-runc-v2');
 
 /** Process state letter from /proc/<pid>/stat ('R', 'S', 'Z', ...), undefined when gone. */
 export function procState(pid: number): string | undefined {

@@ -5,8 +5,9 @@ import type { ChildProcess } from 'node:child_process';
 import { findProcesses, waitFor } from './proc.js';
 import type { PrivateContainerd } from './containerd.js';
 import { mountsUnder } from './teardown.js';
+import { RUNTIME_TYPE } from '../../src/shim-api/runtime-type.js';
 
-export const TSSHIM = 'io.containerd.tsshim.v2';
+export const TSSHIM = RUNTIME_TYPE;
 export const RUNC_V2 = 'io.containerd.runc.v2';
 
 /** Shim daemons serving task `id` (first task id of the group) for this containerd. */

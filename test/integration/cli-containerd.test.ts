@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { registry } from '../../src/composition/registry.js';
+import { RUNTIME_TYPE } from '../../src/shim-api/runtime-type.js';
 
 const REPO = fileURLToPath(new URL('../../../', import.meta.url));
 const BIN = path.join(REPO, 'bin/tsshim');
@@ -87,7 +88,7 @@ if (!HAVE_CONTAINERD) {
       const at = r.dump.indexOf(`[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.${e.runtimeEntry}]`);
       assert.ok(at >= 0, e.runtimeEntry);
       const section = r.dump.slice(at, r.dump.indexOf('ConfigPath', at) + 200);
-      assert.match(section, 'runtime_type = "io.containerd.tsshim.v2"');
+      assert.match(section, `runtime_type = "${RUNTIME_TYPE}"`);
       assert.match(section, `ConfigPath = "${path.join(dir, 'etc', e.configFile)}"`);
       assert.match(section, `privileged_without_host_devices = ${e.privilegedWithoutHostDevices}`);
     }

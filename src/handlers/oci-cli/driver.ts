@@ -8,6 +8,8 @@ import { constants as fsConstants } from 'node:fs';
 import { access, open, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { ShimError, type ErrorKind } from '../../shim-api/errors.js';
+// containerd's identifier rule, for ids and namespaces; also keeps ids from being parsed as flags.
+import { isIdentifier } from '../../shim-api/identifiers.js';
 import type { FlagDisposition, Operation, RuntimeProfile } from './profile.js';
 import type { CommandRunner, RunOptions, RunResult, StdioSlot } from './runner.js';
 
@@ -83,9 +85,6 @@ export interface RuntimeState {
   bundle?: string;
 }
 
-/** containerd's identifier rule; also keeps ids from being parsed as flags. */
-const ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,75}$/;
-const NAMESPACE_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,75}$/;
 
 /**
  * Map a runtime failure message to an error kind, like containerd's runc shim
@@ -178,7 +177,7 @@ export class OciCliDriver {
 
   constructor(config: DriverConfig, run: CommandRunner) {
     const p = config.profile;
-    if (!NAMESPACE_RE.test(config.namespace ?? '')) {
+    if (!isIdentifier(config.namespace ?? '')) {
       throw new ShimError('InvalidArgument', `invalid namespace ${JSON.stringify(config.namespace)}`);
     }
     if (typeof config.bundle !== 'string' || !path.isAbsolute(config.bundle)) {
@@ -410,7 +409,7 @@ export class OciCliDriver {
   }
 
   #id(id: string): void {
-    if (typeof id !== 'string' || !ID_RE.test(id)) {
+    if (!isIdentifier(id)) {
       throw new ShimError('InvalidArgument', `invalid container id ${JSON.stringify(id)}`);
     }
   }
