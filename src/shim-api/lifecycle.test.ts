@@ -1,6 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { check, ALL_STATES, ALL_OPS, legalOps, type ProcessState, type ProcessOp } from './lifecycle.js';
+import { check, ALL_STATES, ALL_OPS, legalOps, Lifecycle, TaskLocks, type ProcessState, type ProcessOp } from './lifecycle.js';
+import { ShimError } from './errors.js';
 
 // Every cell of the table, written out independently of the implementation.
 const legal: Record<ProcessOp, ProcessState[]> = {
@@ -43,4 +44,70 @@ test('runc-v2 wording', () => {
   assert.equal(k, { ok: false, reason: 'process already finished' });
 });
 test('deleted allows nothing', () => assert.equal(legalOps('deleted'), []));
+
+test('Lifecycle: transition moves per the table, refuses with runc-v2 class, undo rolls back', () => {
+  const l = new Lifecycle();
+  assert.is(l.state, 'created');
+  const undo = l.transition('start');
+  assert.is(l.state, 'running');
+  undo();
+  assert.is(l.state, 'created', 'a failed start leaves it created');
+  l.transition('start');
+  try {
+    l.transition('start');
+    assert.unreachable('second start');
+  } catch (e) {
+    assert.instance(e, ShimError);
+    assert.equal([(e as ShimError).kind, (e as ShimError).message], ['Unknown', 'cannot start a running process']);
+  }
+  l.transition('pause');
+  assert.is(l.state, 'pausing');
+  l.transition('paused');
+  l.transition('exit');
+  assert.is(l.state, 'stopped');
+  try {
+    l.transition('kill');
+    assert.unreachable('kill after exit');
+  } catch (e) {
+    assert.is((e as ShimError).kind, 'NotFound');
+  }
+  const del = l.transition('delete');
+  assert.is(l.state, 'deleted');
+  del();
+  assert.is(l.state, 'stopped');
+});
+
+test('Lifecycle: an undo does not override a later move', () => {
+  const l = new Lifecycle();
+  const undo = l.transition('start');
+  l.transition('exit');
+  undo();
+  assert.is(l.state, 'stopped');
+});
+
+test('TaskLocks: one at a time per key, in arrival order; other keys run alongside; a failure releases', async () => {
+  const locks = new TaskLocks();
+  const order: string[] = [];
+  let releaseA!: () => void;
+  const gate = new Promise<void>((r) => (releaseA = r));
+  const a1 = locks.run('a', async () => {
+    order.push('a1 in');
+    await gate;
+    order.push('a1 out');
+  });
+  const a2 = locks.run('a', async () => {
+    order.push('a2');
+    throw new Error('boom');
+  });
+  const a3 = locks.run('a', async () => order.push('a3'));
+  const b1 = locks.run('b', async () => order.push('b1'));
+  await b1;
+  assert.equal(order, ['a1 in', 'b1'], 'b does not wait for a');
+  releaseA();
+  await a1;
+  await a2.then(() => assert.unreachable('a2 throws'), (e: Error) => assert.is(e.message, 'boom'));
+  await a3;
+  assert.equal(order, ['a1 in', 'b1', 'a1 out', 'a2', 'a3']);
+  assert.is(locks.size, 0, 'drained keys are forgotten');
+});
 test.run();

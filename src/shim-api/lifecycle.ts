@@ -1,8 +1,14 @@
 /**
- * The process state machine, pure. One table says which operation is legal in
- * which state and where it leads; `transition` is the only function that moves a
- * process. Mirrors containerd's runc shim (pkg/process/*_state.go).
+ * The process state machine. One table says which operation is legal in which state
+ * and where it leads (`check`, pure); a `Lifecycle` holds one process's state
+ * privately and `Lifecycle.transition(op)` is the only way to move it: every task
+ * operation, the exit and the delete included, goes through it before its backend
+ * call and rolls back with the returned undo when that call fails. `TaskLocks`
+ * serialises the operations of one task (docs/adr/0011-authoritative-lifecycle.md).
+ * Mirrors containerd's runc shim (pkg/process/*_state.go, Init.mu / execProcess.mu).
  */
+import { ShimError } from './errors.js';
+
 export type ProcessState = 'created' | 'running' | 'pausing' | 'paused' | 'stopped' | 'deleted';
 
 export type ProcessOp =
@@ -69,3 +75,69 @@ export function legalOps(s: ProcessState): ProcessOp[] {
 
 export const ALL_STATES: readonly ProcessState[] = ['created', 'running', 'pausing', 'paused', 'stopped', 'deleted'];
 export const ALL_OPS = Object.keys(table) as readonly ProcessOp[];
+
+/** Restores the state a transition left, if nothing moved the process since. */
+export type Undo = () => void;
+
+/**
+ * One process's place in the table. The state is private: `transition` is the only
+ * writer. A refused operation throws runc-v2's wording and class: plain errors
+ * (Unknown), except Kill of a finished process (NotFound, which CRI relies on).
+ */
+export class Lifecycle {
+  #state: ProcessState = 'created';
+
+  get state(): ProcessState {
+    return this.#state;
+  }
+
+  /** Whether `op` is legal now. */
+  allows(op: ProcessOp): boolean {
+    return check(this.#state, op).ok;
+  }
+
+  /**
+   * Check `op` against the table and move to its target state (unchanged for the
+   * operations that do not move). Throws the refusal when illegal. The returned undo
+   * puts the previous state back, unless something moved the process since (an exit).
+   */
+  transition(op: ProcessOp): Undo {
+    const r = check(this.#state, op);
+    if (!r.ok) throw new ShimError(op === 'kill' ? 'NotFound' : 'Unknown', r.reason);
+    const before = this.#state;
+    this.#state = r.next;
+    return () => {
+      if (this.#state === r.next) this.#state = before;
+    };
+  }
+}
+
+/**
+ * One FIFO async lock per task (container id): the operations of a task, its execs'
+ * included, run one at a time in arrival order, as runc-v2's per-process mutex and
+ * service lock order them. Entries vanish when their queue drains.
+ */
+export class TaskLocks {
+  readonly #tails = new Map<string, Promise<void>>();
+
+  /** Run `fn` once every earlier operation on `key` has finished. Joins the queue synchronously. */
+  async run<T>(key: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.#tails.get(key);
+    let release!: () => void;
+    const mine = new Promise<void>((r) => (release = r));
+    const tail = prev ? prev.then(() => mine) : mine;
+    this.#tails.set(key, tail);
+    try {
+      if (prev) await prev;
+      return await fn();
+    } finally {
+      release();
+      if (this.#tails.get(key) === tail) this.#tails.delete(key);
+    }
+  }
+
+  /** Keys with an operation running or queued (for tests and leak checks). */
+  get size(): number {
+    return this.#tails.size;
+  }
+}

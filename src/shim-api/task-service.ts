@@ -10,6 +10,7 @@ import type { HandlerResolver, TaskHandler } from './handler.js';
 import { validateExecId, validateId } from './identifiers.js';
 import { TaskDefinition, task } from './pb.js';
 import { readSpecAnnotations } from './spec.js';
+import { TaskLocks } from './lifecycle.js';
 import { writeDeletedMarker } from './bootstrap/deleted-marker.js';
 
 export const TASK_SERVICE = 'containerd.task.v2.Task';
@@ -25,12 +26,25 @@ export interface TaskServiceOptions {
 
 type Req = { id?: string; execId?: string };
 
+type Methods = (typeof TaskDefinition)['methods'];
+type Codec = { decode(b: Uint8Array): unknown; encode(m: never): { finish(): Uint8Array }; fromPartial(m: never): unknown };
+/** The codecs seen through their untyped side (the table above did the typing). */
+type LooseCodec = { encode(m: unknown): { finish(): Uint8Array }; fromPartial(m: unknown): unknown };
+type RequestOf<K extends keyof Methods> = ReturnType<Methods[K]['requestType']['decode']>;
+type ResponseOf<K extends keyof Methods> = ReturnType<Methods[K]['responseType']['decode']>;
+/** google.protobuf.Empty answers are `void` on our side. */
+type Answer<T> = keyof T extends never ? void : T;
+/** The typed registration table: one entry per Task method, keyed as the generated definition keys it. */
+type TaskMethods = { [K in keyof Methods]: (req: RequestOf<K>) => Promise<Answer<ResponseOf<K>>> };
+
 export class TaskService {
   /** container id -> the handler serving it */
   private readonly owners = new Map<string, TaskHandler>();
   /** container id -> its bundle (for the deleted marker) */
   private readonly bundles = new Map<string, string>();
   private readonly handlers = new Set<TaskHandler>();
+  /** One FIFO lock per container id (ADR 0011). */
+  private readonly locks = new TaskLocks();
   private shuttingDown = false;
 
   constructor(private readonly opts: TaskServiceOptions) {}
@@ -39,37 +53,69 @@ export class TaskService {
     return this.owners.size;
   }
 
+  /**
+   * Every method of the Task service, by its key in the generated TaskDefinition: the
+   * compiler checks that each one is here, spelt right, with its request and response types.
+   */
+  private methods(): TaskMethods {
+    return {
+      state: (r) => this.locked(r, (h) => h.state(r)),
+      create: (r) => this.create(r),
+      start: (r) => this.locked(r, (h) => h.start(r)),
+      delete: (r) => this.locked(r, (h) => this.delete(h, r)),
+      pids: (r) => this.locked(r, (h) => h.pids(r)),
+      pause: (r) => this.locked(r, (h) => h.pause(r)),
+      resume: (r) => this.locked(r, (h) => h.resume(r)),
+      checkpoint: (r) => this.locked(r, (h) => h.checkpoint(r)),
+      kill: (r) => this.locked(r, (h) => h.kill(r)),
+      exec: (r) => {
+        validateId(r.execId, 'exec id'); // containerd forbids an empty exec id (InvalidArgument)
+        return this.locked(r, (h) => h.exec(r));
+      },
+      resizePty: (r) => this.locked(r, (h) => h.resizePty(r)),
+      // Not serialised: closing stdin never waits for an operation (runc-v2 takes no lock either).
+      closeIO: async (r) => this.owner(r).closeIO(r),
+      update: (r) => this.locked(r, (h) => h.update(r)),
+      // Not serialised: it lasts as long as the process.
+      wait: async (r) => this.owner(r).wait(r),
+      stats: (r) => this.locked(r, (h) => h.stats(r)),
+      connect: (r) => this.connect(r),
+      shutdown: () => this.shutdown(),
+    };
+  }
+
   register(server: Server): void {
-    const methods: Record<string, UnaryHandler> = {};
-    for (const def of Object.values(TaskDefinition.methods)) {
-      const name = def.name as string;
-      const impl = (this as unknown as Record<string, (req: unknown) => Promise<unknown>>)[lowerFirst(name)];
-      if (typeof impl !== 'function') continue; // not served: the ttrpc server answers Unimplemented
-      const { requestType, responseType } = def as unknown as {
-        requestType: { decode(b: Uint8Array): unknown };
-        responseType: { encode(m: unknown): { finish(): Uint8Array }; fromPartial?(m: unknown): unknown };
-      };
-      methods[name] = async (payload) => {
-        let req: unknown;
-        try {
-          req = requestType.decode(payload);
-        } catch (err) {
-          throw toStatus(new Error(`${name}: cannot decode request: ${(err as Error).message}`));
-        }
-        const started = process.hrtime.bigint();
-        try {
-          const res = await impl.call(this, req);
-          this.opts.log.debug({ method: name, id: (req as Req).id, execId: (req as Req).execId || undefined, ms: msSince(started) }, 'request');
-          if (res === undefined) return undefined;
-          return responseType.encode(responseType.fromPartial ? responseType.fromPartial(res) : res).finish();
-        } catch (err) {
-          const status = toStatus(err);
-          this.opts.log.info({ method: name, id: (req as Req).id, execId: (req as Req).execId || undefined, code: status.code, err: status.message }, 'request failed');
-          throw status;
-        }
-      };
+    const table = this.methods();
+    const handlers: Record<string, UnaryHandler> = {};
+    for (const key of Object.keys(table) as Array<keyof TaskMethods>) {
+      const def = TaskDefinition.methods[key];
+      handlers[def.name] = this.unary(def.name, def.requestType, def.responseType, table[key] as (req: unknown) => Promise<unknown>);
     }
-    server.register(TASK_SERVICE, methods);
+    server.register(TASK_SERVICE, handlers);
+  }
+
+  /** Decode, call, encode; errors become ttrpc statuses (toStatus) here only. */
+  private unary(name: string, requestType: Codec, responseType: Codec, impl: (req: unknown) => Promise<unknown>): UnaryHandler {
+    return async (payload) => {
+      let req: Req;
+      try {
+        req = requestType.decode(payload) as Req;
+      } catch (err) {
+        throw toStatus(new Error(`${name}: cannot decode request: ${(err as Error).message}`));
+      }
+      const started = process.hrtime.bigint();
+      try {
+        const res = await impl(req);
+        this.opts.log.debug({ method: name, id: req.id, execId: req.execId || undefined, ms: msSince(started) }, 'request');
+        if (res === undefined) return undefined;
+        const codec = responseType as unknown as LooseCodec;
+        return codec.encode(codec.fromPartial(res)).finish();
+      } catch (err) {
+        const status = toStatus(err);
+        this.opts.log.info({ method: name, id: req.id, execId: req.execId || undefined, code: status.code, err: status.message }, 'request failed');
+        throw status;
+      }
+    };
   }
 
   private owner(req: Req): TaskHandler {
@@ -80,10 +126,25 @@ export class TaskService {
     return h;
   }
 
+  /**
+   * One operation per task at a time, in arrival order (ADR 0011): the owner is looked up
+   * once the task's earlier operations are done (a Delete before this one removed it).
+   */
+  private locked<T>(req: Req, fn: (h: TaskHandler) => Promise<T>): Promise<T> {
+    validateId(req.id ?? '');
+    validateExecId(req.execId ?? '');
+    return this.locks.run(req.id!, () => fn(this.owner(req)));
+  }
+
   // --- the task API ---
 
-  async create(req: task.CreateTaskRequest) {
+  /** Serialised per id: a second Create of the same id waits, then finds it taken. */
+  private create(req: task.CreateTaskRequest): Promise<task.CreateTaskResponse> {
     validateId(req.id);
+    return this.locks.run(req.id, () => this.createLocked(req));
+  }
+
+  private async createLocked(req: task.CreateTaskRequest): Promise<task.CreateTaskResponse> {
     if (this.owners.has(req.id)) throw alreadyExists(`container ${req.id}: already exists`);
     if (this.shuttingDown) throw failedPrecondition('shim is shutting down');
     const handler = await this.opts.resolver.resolve({
@@ -103,11 +164,7 @@ export class TaskService {
       throw err;
     }
   }
-  start(req: task.StartRequest) {
-    return this.owner(req).start(req);
-  }
-  async delete(req: task.DeleteRequest) {
-    const h = this.owner(req);
+  private async delete(h: TaskHandler, req: task.DeleteRequest): Promise<task.DeleteResponse> {
     const res = await h.delete(req);
     if (!req.execId) {
       this.owners.delete(req.id);
@@ -117,47 +174,11 @@ export class TaskService {
     }
     return res;
   }
-  pids(req: task.PidsRequest) {
-    return this.owner(req).pids(req);
-  }
-  pause(req: task.PauseRequest) {
-    return this.owner(req).pause(req);
-  }
-  resume(req: task.ResumeRequest) {
-    return this.owner(req).resume(req);
-  }
-  checkpoint(req: task.CheckpointTaskRequest) {
-    return this.owner(req).checkpoint(req);
-  }
-  kill(req: task.KillRequest) {
-    return this.owner(req).kill(req);
-  }
-  exec(req: task.ExecProcessRequest) {
-    return this.owner(req).exec(req);
-  }
-  resizePty(req: task.ResizePtyRequest) {
-    return this.owner(req).resizePty(req);
-  }
-  closeIO(req: task.CloseIORequest) {
-    return this.owner(req).closeIO(req);
-  }
-  update(req: task.UpdateTaskRequest) {
-    return this.owner(req).update(req);
-  }
-  wait(req: task.WaitRequest) {
-    return this.owner(req).wait(req);
-  }
-  stats(req: task.StatsRequest) {
-    return this.owner(req).stats(req);
-  }
-  state(req: task.StateRequest) {
-    return this.owner(req).state(req);
-  }
-  async connect(req: task.ConnectRequest) {
+  private async connect(req: task.ConnectRequest): Promise<task.ConnectResponse> {
     const h = req.id ? this.owners.get(req.id) : undefined;
     return { shimPid: process.pid, taskPid: h ? h.taskPid(req.id) : 0, version: this.opts.version ?? '' };
   }
-  async shutdown(_req: task.ShutdownRequest) {
+  private async shutdown(): Promise<void> {
     // runc-v2: containers left -> OK and keep running; none left -> exit after answering.
     if (this.owners.size > 0) return undefined;
     this.shuttingDown = true;
@@ -170,9 +191,6 @@ export class TaskService {
   }
 }
 
-function lowerFirst(s: string): string {
-  return s[0]!.toLowerCase() + s.slice(1);
-}
 function msSince(t: bigint): number {
   return Number(process.hrtime.bigint() - t) / 1e6;
 }

@@ -45,13 +45,15 @@ function fake(): Fake {
 D='${dir}'
 printf '%s\\0' "$@" >> "$D/argv"; printf '\\n' >> "$D/argv"
 pwd >> "$D/cwd"
-log=""; prev=""
+log=""; prev=""; pidfile=""
 for a in "$@"; do
   [ "$prev" = "--log" ] && log="$a"
+  [ "$prev" = "--pid-file" ] && pidfile="$a"
   [ "$a" = "-" ] && cat > "$D/stdin"
   prev="$a"
 done
 [ -f "$D/logline" ] && [ -n "$log" ] && cat "$D/logline" >> "$log"
+[ -n "$pidfile" ] && [ -d "$(dirname "$pidfile")" ] && printf 4242 > "$pidfile"
 [ -f "$D/stdout" ] && cat "$D/stdout"
 [ -f "$D/stderr" ] && cat "$D/stderr" >&2
 [ -f "$D/sleep" ] && exec sleep "$(cat "$D/sleep")"
@@ -130,7 +132,7 @@ test('constructor refuses a CRIU path for runsc and bad namespaces/bundles', () 
 test('create: runc with console socket, no-pivot, no-new-keyring; cwd is the bundle', async () => {
   const f = fake();
   const d = driverFor(f, runcProfile);
-  await d.create('c1', { pidFile: `${f.bundle}/init.pid`, consoleSocket: '/tmp/cs.sock', noPivot: true, noNewKeyring: true });
+  assert.is(await d.create('c1', { pidFile: `${f.bundle}/init.pid`, consoleSocket: '/tmp/cs.sock', noPivot: true, noNewKeyring: true }), 4242, 'the pid from the pid file');
   assert.equal(f.calls(), [
     g(f, 'create', '--bundle', f.bundle, '--pid-file', `${f.bundle}/init.pid`, '--console-socket', '/tmp/cs.sock', '--no-pivot', '--no-new-keyring', 'c1'),
   ]);
@@ -139,11 +141,11 @@ test('create: runc with console socket, no-pivot, no-new-keyring; cwd is the bun
 
 test('create: runsc drops --no-pivot/--no-new-keyring; youki keeps them', async () => {
   const f = fake();
-  await driverFor(f, gvisorProfile).create('c1', { pidFile: '/p/init.pid', consoleSocket: '/s', noPivot: true, noNewKeyring: true });
-  assert.equal(f.calls(), [g(f, ...RUNSC_G, 'create', '--bundle', f.bundle, '--pid-file', '/p/init.pid', '--console-socket', '/s', 'c1')]);
+  await driverFor(f, gvisorProfile).create('c1', { pidFile: `${f.dir}/init.pid`, consoleSocket: '/s', noPivot: true, noNewKeyring: true });
+  assert.equal(f.calls(), [g(f, ...RUNSC_G, 'create', '--bundle', f.bundle, '--pid-file', `${f.dir}/init.pid`, '--console-socket', '/s', 'c1')]);
   const y = fake();
-  await driverFor(y, youkiProfile).create('c1', { pidFile: '/p/init.pid', noPivot: true });
-  assert.equal(y.calls(), [g(y, 'create', '--bundle', y.bundle, '--pid-file', '/p/init.pid', '--no-pivot', 'c1')]);
+  await driverFor(y, youkiProfile).create('c1', { pidFile: `${y.dir}/init.pid`, noPivot: true });
+  assert.equal(y.calls(), [g(y, 'create', '--bundle', y.bundle, '--pid-file', `${y.dir}/init.pid`, '--no-pivot', 'c1')]);
 });
 
 test('start, pause, resume, delete, delete --force', async () => {
@@ -168,12 +170,12 @@ test('start, pause, resume, delete, delete --force', async () => {
 
 test('exec: always --detach; runsc may add --internal-pid-file, runc may not', async () => {
   const f = fake();
-  await driverFor(f, runcProfile).exec('c1', { processJsonPath: '/t/p.json', pidFile: '/t/e1.pid', consoleSocket: '/t/cs' });
-  assert.equal(f.calls(), [g(f, 'exec', '--process', '/t/p.json', '--detach', '--pid-file', '/t/e1.pid', '--console-socket', '/t/cs', 'c1')]);
+  assert.is(await driverFor(f, runcProfile).exec('c1', { processJsonPath: '/t/p.json', pidFile: `${f.dir}/e1.pid`, consoleSocket: '/t/cs' }), 4242);
+  assert.equal(f.calls(), [g(f, 'exec', '--process', '/t/p.json', '--detach', '--pid-file', `${f.dir}/e1.pid`, '--console-socket', '/t/cs', 'c1')]);
   const r = fake();
-  await driverFor(r, gvisorProfile).exec('c1', { processJsonPath: '/t/p.json', pidFile: '/t/e1.pid', internalPidFile: '/t/e1.ipid' });
+  await driverFor(r, gvisorProfile).exec('c1', { processJsonPath: '/t/p.json', pidFile: `${r.dir}/e1.pid`, internalPidFile: '/t/e1.ipid' });
   assert.equal(r.calls(), [
-    g(r, ...RUNSC_G, 'exec', '--process', '/t/p.json', '--detach', '--pid-file', '/t/e1.pid', '--internal-pid-file', '/t/e1.ipid', 'c1'),
+    g(r, ...RUNSC_G, 'exec', '--process', '/t/p.json', '--detach', '--pid-file', `${r.dir}/e1.pid`, '--internal-pid-file', '/t/e1.ipid', 'c1'),
   ]);
   const n = fake();
   await rejects(
@@ -269,7 +271,7 @@ test('restore: runc and runsc argv; youki has none', async () => {
   await driverFor(f, runcProfile).restore('c1', {
     imagePath: '/cp/img',
     workPath: '/cp/work',
-    pidFile: '/b/init.pid',
+    pidFile: `${f.dir}/init.pid`,
     consoleSocket: '/cs',
     noPivot: true,
     detach: true,
@@ -277,12 +279,12 @@ test('restore: runc and runsc argv; youki has none', async () => {
   });
   assert.equal(f.calls(), [
     g(f, 'restore', '--image-path', '/cp/img', '--work-path', '/cp/work', '--tcp-established', '--detach', '--bundle', f.bundle,
-      '--pid-file', '/b/init.pid', '--console-socket', '/cs', '--no-pivot', '--no-subreaper', 'c1'),
+      '--pid-file', `${f.dir}/init.pid`, '--console-socket', '/cs', '--no-pivot', '--no-subreaper', 'c1'),
   ]);
   const r = fake();
-  await driverFor(r, gvisorProfile).restore('c1', { imagePath: '/cp/img', pidFile: '/b/init.pid', noPivot: true, detach: true });
+  await driverFor(r, gvisorProfile).restore('c1', { imagePath: '/cp/img', pidFile: `${r.dir}/init.pid`, noPivot: true, detach: true });
   assert.equal(r.calls(), [
-    g(r, ...RUNSC_G, 'restore', '--image-path', '/cp/img', '--detach', '--bundle', r.bundle, '--pid-file', '/b/init.pid', '--no-subreaper', 'c1'),
+    g(r, ...RUNSC_G, 'restore', '--image-path', '/cp/img', '--detach', '--bundle', r.bundle, '--pid-file', `${r.dir}/init.pid`, '--no-subreaper', 'c1'),
   ]);
   const y = fake();
   await rejects(driverFor(y, youkiProfile).restore('c1', { imagePath: '/i', pidFile: '/p', detach: true }), 'Unimplemented', 'youki does not support restore');

@@ -224,7 +224,8 @@ export class OciCliDriver {
     return args;
   }
 
-  async create(id: string, o: CreateOptions): Promise<void> {
+  /** `create`; returns the init's pid from the pid file (the one pid-file reader). */
+  async create(id: string, o: CreateOptions): Promise<number> {
     this.#supported('create');
     this.#id(id);
     const f = this.#flags('create');
@@ -234,6 +235,7 @@ export class OciCliDriver {
     f.bool('--no-new-keyring', o.noNewKeyring, true);
     args.push(...f.args, id);
     await this.#invoke({ op: 'create', args, stdio: o.stdio ?? ['ignore', 'ignore', 'ignore'] });
+    return readPidFile(o.pidFile);
   }
 
   /** `stdio`: for backends whose `start` hands its own stdio to the container (runsc sub-containers). */
@@ -258,8 +260,8 @@ export class OciCliDriver {
     return status > 255 ? 128 + (status & 0x7f) : status;
   }
 
-  /** Always `--detach`: the pid file holds the host pid to wait on (runsc: its exec helper). */
-  async exec(id: string, o: ExecOptions): Promise<void> {
+  /** Always `--detach`: returns the host pid to wait on from the pid file (runsc: its exec helper). */
+  async exec(id: string, o: ExecOptions): Promise<number> {
     this.#supported('exec');
     this.#id(id);
     const f = this.#flags('exec');
@@ -268,6 +270,7 @@ export class OciCliDriver {
     f.value('--console-socket', o.consoleSocket, true);
     args.push(...f.args, id);
     await this.#invoke({ op: 'exec', args, stdio: o.stdio ?? ['ignore', 'ignore', 'ignore'] });
+    return readPidFile(o.pidFile);
   }
 
   /** `kill [--all] <id> <signal>`; without profile.killAllFlag, `all` signals the init only. */
@@ -354,8 +357,8 @@ export class OciCliDriver {
     await this.#invoke({ op: 'checkpoint', args: [sub, ...f.args, id], stdio: ['ignore', 'pipe', 'pipe'] });
   }
 
-  /** `restore --detach --bundle B --pid-file P --no-subreaper ... <id>`: starts the restored container. */
-  async restore(id: string, o: RestoreOptions): Promise<void> {
+  /** `restore --detach --bundle B --pid-file P --no-subreaper ... <id>`: starts the restored container; returns its pid. */
+  async restore(id: string, o: RestoreOptions): Promise<number> {
     this.#supported('restore');
     this.#id(id);
     const f = this.#flags('restore');
@@ -372,6 +375,7 @@ export class OciCliDriver {
     f.bool('--no-pivot', o.noPivot, true);
     f.bool('--no-subreaper', true, true);
     await this.#invoke({ op: 'restore', args: ['restore', ...f.args, id], stdio: o.stdio ?? ['ignore', 'ignore', 'ignore'] });
+    return readPidFile(o.pidFile);
   }
 
   async state(id: string): Promise<RuntimeState> {

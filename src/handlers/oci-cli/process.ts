@@ -1,9 +1,9 @@
 /**
  * One process of a container (the init or an exec): its place in the state
- * machine, its pid, its exit, and everyone waiting for it.
+ * machine (private, moved only through `transition`), its pid, its exit, and
+ * everyone waiting for it.
  */
-import { check, type ProcessOp, type ProcessState } from '../../shim-api/lifecycle.js';
-import { ShimError } from '../../shim-api/errors.js';
+import { Lifecycle, type ProcessOp, type ProcessState, type Undo } from '../../shim-api/lifecycle.js';
 import type { ProcessIO } from './stdio.js';
 
 export interface ExitInfo {
@@ -12,14 +12,14 @@ export interface ExitInfo {
 }
 
 export class Proc {
-  state: ProcessState = 'created';
+  readonly #life = new Lifecycle();
   pid = 0;
   exit?: ExitInfo;
   io?: ProcessIO;
-  /** Set while Start runs: exits seen meanwhile are held until the start event is out. */
-  starting = false;
-  private heldExit?: ExitInfo;
-  private readonly waiters: Array<(e: ExitInfo) => void> = [];
+  /** >0 while Create or Start runs: exits seen meanwhile are held until its event is out. */
+  #holds = 0;
+  #heldExit?: ExitInfo;
+  readonly #waiters: Array<(e: ExitInfo) => void> = [];
 
   constructor(
     readonly containerId: string,
@@ -34,43 +34,56 @@ export class Proc {
     return this.execId === '';
   }
 
+  get state(): ProcessState {
+    return this.#life.state;
+  }
+
+  allows(op: ProcessOp): boolean {
+    return this.#life.allows(op);
+  }
+
   /**
-   * Throws with runc-v2's wording and class when `op` is illegal now: runc-v2 answers
-   * misuse with plain errors (Unknown), except Kill of a finished process (NotFound,
-   * which CRI relies on).
+   * The only way this process changes state (lifecycle.ts). Throws runc-v2's refusal
+   * when `op` is illegal now. The undo rolls a failed operation back; an exit that
+   * arrived meanwhile (and could not apply to the transient state) applies after it.
    */
-  require(op: ProcessOp): ProcessState {
-    const r = check(this.state, op);
-    if (!r.ok) throw new ShimError(op === 'kill' ? 'NotFound' : 'Unknown', r.reason);
-    return r.next;
+  transition(op: ProcessOp): Undo {
+    const undo = this.#life.transition(op);
+    return () => {
+      undo();
+      if (this.exit && this.#life.allows('exit')) this.#life.transition('exit');
+    };
   }
 
-  move(op: ProcessOp): void {
-    this.state = this.require(op);
+  /** Hold exits until `release()`: Create and Start publish their event first (runc-v2 order). */
+  hold(): void {
+    this.#holds++;
   }
 
-  /** Record the exit; returns false when it must wait for the start to finish. */
+  /** End a hold; records the exit held meanwhile (if any) and returns it, for publication. */
+  release(): ExitInfo | undefined {
+    if (--this.#holds > 0) return undefined;
+    const e = this.#heldExit;
+    this.#heldExit = undefined;
+    return e && this.recordExit(e) ? e : undefined;
+  }
+
+  /** Record the exit (the `exit` row); false when held, or already recorded. */
   recordExit(e: ExitInfo): boolean {
-    if (this.starting) {
-      this.heldExit = e;
+    if (this.#holds > 0) {
+      this.#heldExit ??= e;
       return false;
     }
     if (this.exit) return false;
     this.exit = e;
-    this.state = 'stopped';
-    for (const w of this.waiters.splice(0)) w(e);
+    // From a transient state (`deleted` while Delete runs) the undo applies it later.
+    if (this.#life.allows('exit')) this.#life.transition('exit');
+    for (const w of this.#waiters.splice(0)) w(e);
     return true;
-  }
-
-  /** After Start completed and its event is queued: the exit held meanwhile, if any. */
-  takeHeldExit(): ExitInfo | undefined {
-    const e = this.heldExit;
-    this.heldExit = undefined;
-    return e;
   }
 
   wait(): Promise<ExitInfo> {
     if (this.exit) return Promise.resolve(this.exit);
-    return new Promise((resolve) => this.waiters.push(resolve));
+    return new Promise((resolve) => this.#waiters.push(resolve));
   }
 }

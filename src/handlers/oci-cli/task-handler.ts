@@ -1,7 +1,10 @@
 /**
  * The task API for every runc-compatible backend (runc, runsc, youki, crun, ...):
- * containers and their processes, stdio, exits and events. Backend differences
- * live in the RuntimeProfile the OciCliDriver runs with; nothing here names a backend.
+ * containers and their processes. Backend differences live in the RuntimeProfile the
+ * OciCliDriver runs with; nothing here names a backend. Every state change goes
+ * through Proc.transition (the lifecycle table), checked before the backend call and
+ * undone when it fails; the task service runs one operation per task at a time
+ * (docs/adr/0011-authoritative-lifecycle.md). Exits: exits.ts; events: task-events.ts.
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
@@ -10,31 +13,20 @@ import type { TaskHandler } from '../../shim-api/handler.js';
 import type { EventPublisher } from '../../shim-api/events.js';
 import { ShimError, failedPrecondition, invalidArgument, notFound, unimplemented } from '../../shim-api/errors.js';
 import { readSpec } from '../../shim-api/spec.js';
-import {
-  events,
-  packAny,
-  runcOptions,
-  task,
-  timestampFromDate,
-  unpackAny,
-  Status,
-  TYPE_URL,
-  ZERO_TIME,
-  type Any,
-  type MessageFns,
-} from '../../shim-api/pb.js';
+import { packAny, runcOptions, task, timestampFromDate, Status, TYPE_URL, ZERO_TIME } from '../../shim-api/pb.js';
 import type { ProcessState } from '../../shim-api/lifecycle.js';
-import { OciCliDriver, type DriverConfig } from './driver.js';
+import type { DriverConfig } from './driver.js';
 import type { RuntimeProfile } from './profile.js';
 import type { CommandRunner } from './runner.js';
 import { Proc, type ExitInfo } from './process.js';
 import { ProcessIO, type StdioContext } from './stdio.js';
-import { cgroupOfPid, oomKillCount, readMetrics, type CgroupRef } from './cgroups.js';
+import { cgroupOfPid, OomWatcher, readMetrics } from './cgroups.js';
+import { ExitTracker, type ExitSource, type ExitSubscription } from './exits.js';
+import { TaskEvents } from './task-events.js';
+import { checkpointTask } from './checkpoint.js';
+import { newContainer, withConsole, type Container } from './container.js';
 
-export interface ExitSource {
-  on(event: 'exit', fn: (e: { pid: number; status: number; exitedAt: Date }) => void): unknown;
-  off(event: 'exit', fn: (e: { pid: number; status: number; exitedAt: Date }) => void): unknown;
-}
+export type { ExitSource } from './exits.js';
 
 /** What the composition root hands an OCI-CLI handler. */
 export interface OciHandlerDeps {
@@ -52,25 +44,6 @@ export interface OciHandlerDeps {
   unmountAll: (target: string) => Promise<void>;
 }
 
-interface Container {
-  id: string;
-  bundle: string;
-  driver: OciCliDriver;
-  init: Proc;
-  execs: Map<string, Proc>;
-  mounted: boolean;
-  ownPidNs: boolean;
-  /** joins an existing pod sandbox (CRI container-type "container") and the backend takes its stdio at start */
-  stdioAtStart: boolean;
-  cgroup?: CgroupRef;
-  /** Create with a checkpoint: the runtime restores it at Start (runc-v2's createdCheckpointState) */
-  restoreFrom?: { imagePath: string; noPivot?: boolean };
-  /** OOM kills seen so far in its cgroup (ADR 0004) */
-  oomKills: number;
-  ioUid?: number;
-  ioGid?: number;
-}
-
 const stateToStatus: Record<ProcessState, Status> = {
   created: Status.CREATED,
   running: Status.RUNNING,
@@ -83,18 +56,14 @@ const stateToStatus: Record<ProcessState, Status> = {
 export class OciTaskHandler implements TaskHandler {
   readonly name: string;
   private readonly containers = new Map<string, Container>();
-  private readonly byPid = new Map<number, Proc>();
-  /** Exits of pids nobody knew yet, kept while an exec/create is starting (runc-v2's pre-start subscription). */
-  private pendingStarts = 0;
-  private earlyExits: Array<{ pid: number; status: number; exitedAt: Date }> = [];
-  private readonly onExit = (e: { pid: number; status: number; exitedAt: Date }) => this.handleExit(e);
+  private readonly events: TaskEvents;
+  private readonly exits: ExitTracker;
 
   constructor(private readonly deps: OciHandlerDeps) {
     this.name = deps.name;
-    deps.exits.on('exit', this.onExit);
+    this.events = new TaskEvents(deps.publisher);
+    this.exits = new ExitTracker(deps.exits, (p, e) => this.exited(p, e));
   }
-
-  // ---------- helpers ----------
 
   private container(id: string): Container {
     const c = this.containers.get(id);
@@ -110,103 +79,46 @@ export class OciTaskHandler implements TaskHandler {
     return { c, p };
   }
 
-  private publish<T>(topic: string, typeUrl: string, codec: MessageFns<T>, msg: T): void {
-    this.deps.publisher.publish(topic, packAny(typeUrl, codec, msg));
-  }
-
-  private stdioContext(c: { id: string; ioUid?: number; ioGid?: number }): StdioContext {
+  private stdioContext(c: Container): StdioContext {
     return { containerId: c.id, namespace: this.deps.namespace, ioUid: c.ioUid, ioGid: c.ioGid, log: this.deps.log, spawn: this.deps.spawn };
   }
 
-  /** Start an operation that may create a pid we do not know yet. */
-  private beginStart(): void {
-    this.pendingStarts++;
-  }
-  private endStart(): void {
-    if (--this.pendingStarts === 0) this.earlyExits = [];
-  }
-  private claimEarlyExit(pid: number): ExitInfo | undefined {
-    const i = this.earlyExits.findIndex((e) => e.pid === pid);
-    if (i < 0) return undefined;
-    const [e] = this.earlyExits.splice(i, 1);
-    return { status: e!.status, exitedAt: e!.exitedAt };
-  }
-
-  private handleExit(e: { pid: number; status: number; exitedAt: Date }): void {
-    const p = this.byPid.get(e.pid);
-    if (!p) {
-      if (this.pendingStarts > 0) this.earlyExits.push(e);
-      return;
-    }
-    this.exited(p, { status: e.status, exitedAt: e.exitedAt });
-  }
-
-  /** Publish /tasks/oom for every OOM kill counted since the last look. */
-  private checkOom(c: Container): void {
-    if (!c.cgroup) return;
-    const n = oomKillCount(c.cgroup);
-    if (n <= c.oomKills) return;
-    c.oomKills = n;
-    this.deps.log.info({ container: c.id, oomKills: n }, 'OOM kill in container cgroup');
-    this.publish('/tasks/oom', TYPE_URL.TaskOOM, events.TaskOOM, { containerId: c.id });
-  }
-
-  private oomTimer?: NodeJS.Timeout;
-  /** OOM kills of processes that are not the init show up within a second. */
-  private ensureOomPoll(): void {
-    if (this.oomTimer || this.containers.size === 0) return;
-    this.oomTimer = setInterval(() => {
-      for (const c of this.containers.values()) if (!c.init.exit) this.checkOom(c);
-      if (this.containers.size === 0) {
-        clearInterval(this.oomTimer);
-        this.oomTimer = undefined;
-      }
-    }, 1000);
-    this.oomTimer.unref();
-  }
-
+  /** An exit of a known pid (or one claimed from a subscription): the `exit` row. */
   private exited(p: Proc, e: ExitInfo): void {
-    if (!p.recordExit(e)) return; // held until its start event is out, or already recorded
-    this.byPid.delete(p.pid);
+    if (p.recordExit(e)) this.published(p, e);
+  }
+
+  /** End a Create/Start hold: its event is out, so the exit held meanwhile follows now. */
+  private release(p: Proc): void {
+    const e = p.release();
+    if (e) this.published(p, e);
+  }
+
+  private published(p: Proc, e: ExitInfo): void {
+    this.exits.untrack(p);
     const c = this.containers.get(p.containerId);
-    if (c) this.checkOom(c); // synchronously: /tasks/oom goes out before /tasks/exit
+    c?.oom?.check(); // synchronously: /tasks/oom goes out before /tasks/exit
+    if (p.isInit) c?.oom?.stop();
     this.deps.log.info({ container: p.containerId, exec: p.execId || undefined, pid: p.pid, status: e.status }, 'process exited');
     if (p.isInit && c && !c.ownPidNs && this.deps.profile.exitMonitor === 'reap') {
       // No private pid namespace: the kernel will not kill the rest for us.
       c.driver.kill(c.id, 9, true).catch(() => undefined);
     }
-    this.publish('/tasks/exit', TYPE_URL.TaskExit, events.TaskExit, {
-      containerId: p.containerId,
-      id: p.execId || p.containerId,
-      pid: p.pid,
-      exitStatus: e.status,
-      exitedAt: timestampFromDate(e.exitedAt),
-    });
+    this.events.exit(p, e);
   }
 
+  /** The init runs: find its cgroup and watch it for OOM kills (ADR 0004). */
   private watchCgroup(c: Container): void {
-    if (!c.init.pid) return;
+    if (!c.init.pid || c.oom) return;
     try {
       c.cgroup = cgroupOfPid(c.init.pid);
-      c.oomKills = oomKillCount(c.cgroup);
+      c.oom = new OomWatcher(c.cgroup, () => {
+        this.deps.log.info({ container: c.id }, 'OOM kill in container cgroup');
+        this.events.oom(c.id);
+      });
     } catch {
-      /* no cgroup (yet): Stats answers NotFound, no OOM events */
+      /* no cgroup (yet, or any more): Stats answers NotFound, no OOM events */
     }
-  }
-
-  /** Start of a task created from a checkpoint: `<runtime> restore --detach`. */
-  private async restore(c: Container, p: Proc): Promise<void> {
-    const io = p.io!;
-    const pidFile = path.join(c.bundle, 'init.pid');
-    await this.withConsole(io, (consoleSocket) =>
-      c.driver.restore(c.id, { imagePath: c.restoreFrom!.imagePath, pidFile, consoleSocket, noPivot: c.restoreFrom!.noPivot, detach: true, stdio: io.childFds }),
-    );
-    p.pid = await this.readPid(pidFile);
-    this.byPid.set(p.pid, p);
-    const early = this.claimEarlyExit(p.pid);
-    if (early) p.recordExit(early);
-    this.watchCgroup(c);
-    c.restoreFrom = undefined;
   }
 
   /** Backends whose pid file names a shared sandbox report each container's exit through `wait`. */
@@ -222,199 +134,9 @@ export class OciTaskHandler implements TaskHandler {
     );
   }
 
-  private async readPid(file: string): Promise<number> {
-    const text = await fs.readFile(file, 'utf8');
-    const pid = Number.parseInt(text.trim(), 10);
-    if (!Number.isInteger(pid) || pid <= 0) throw new ShimError('Internal', `invalid pid file ${file}: "${text.trim()}"`);
-    return pid;
-  }
-
-  /** Run the runtime with a console socket when the process has a terminal; wire the pty after. */
-  private async withConsole(io: ProcessIO, fn: (consoleSocket?: string) => Promise<void>): Promise<void> {
-    const cs = io.consoleSocket;
-    if (!cs) {
-      await fn(undefined);
-      io.closeChildEnds();
-      return;
-    }
-    const received = cs.receive(30_000);
-    received.catch(() => undefined);
-    await fn(cs.path);
-    const { fd } = await received;
-    io.attachConsole(fd);
-  }
-
-  // ---------- task API ----------
-
-  async create(req: task.CreateTaskRequest): Promise<task.CreateTaskResponse> {
-    if (this.containers.has(req.id)) throw new ShimError('AlreadyExists', `container ${req.id}: already exists`);
-    const spec = await readSpec(req.bundle);
-    const opts = unpackAny(req.options, TYPE_URL.RuncOptions, runcOptions.Options);
-    const driver = new OciCliDriver(
-      {
-        ...this.deps.driver,
-        profile: this.deps.profile,
-        namespace: this.deps.namespace,
-        bundle: req.bundle,
-        ...(opts?.binaryName ? { binary: opts.binaryName } : {}),
-        ...(opts?.root ? { root: opts.root } : {}),
-        ...(opts?.systemdCgroup ? { systemdCgroup: true } : {}),
-        ...(opts?.criuPath ? { criuPath: opts.criuPath } : {}),
-      },
-      this.deps.run,
-    );
-    const c: Container = {
-      id: req.id,
-      bundle: req.bundle,
-      driver,
-      init: new Proc(req.id, '', { stdin: req.stdin, stdout: req.stdout, stderr: req.stderr, terminal: req.terminal }),
-      execs: new Map(),
-      mounted: false,
-      ownPidNs: (spec.linux?.namespaces ?? []).some((n) => n.type === 'pid' && !n.path),
-      stdioAtStart: this.deps.profile.subcontainerStdioAt === 'start' && isPodSubcontainer(spec.annotations ?? {}),
-      oomKills: 0,
-      ioUid: opts?.ioUid || undefined,
-      ioGid: opts?.ioGid || undefined,
-    };
-    const rootfs = path.join(req.bundle, 'rootfs');
-    let io: ProcessIO | undefined;
-    try {
-      if (req.rootfs.length > 0) {
-        await fs.mkdir(rootfs, { recursive: true, mode: 0o711 });
-        await this.deps.mountAll(req.rootfs, rootfs);
-        c.mounted = true;
-      }
-      io = await ProcessIO.open(c.init.stdio, this.stdioContext(c));
-      c.init.io = io;
-      const pidFile = path.join(req.bundle, 'init.pid');
-      const createOpts = { pidFile, noPivot: opts?.noPivotRoot || undefined, noNewKeyring: opts?.noNewKeyring || undefined };
-      if (req.checkpoint) {
-        // Nothing runs until Start, which restores; the runtime must be able to.
-        if (!this.deps.profile.supports.has('restore')) throw unimplemented(`${this.deps.profile.name} does not support restore`);
-        c.restoreFrom = { imagePath: req.checkpoint, noPivot: createOpts.noPivot };
-      } else if (c.stdioAtStart) {
-        await driver.create(req.id, createOpts); // stdio goes to `start`
-      } else {
-        await this.withConsole(io, (consoleSocket) => driver.create(req.id, { ...createOpts, consoleSocket, stdio: io!.childFds }));
-      }
-      if (!c.restoreFrom) c.init.pid = await this.readPid(pidFile);
-    } catch (err) {
-      await io?.close(0);
-      await driver.delete(req.id, { force: true }).catch(() => undefined);
-      if (c.mounted) await this.safeUnmount(rootfs);
-      throw err;
-    }
-    this.watchCgroup(c);
-    this.containers.set(c.id, c);
-    this.ensureOomPoll();
-    // A sub-container's pid file names the pod's sandbox: only `wait` can tell its exit.
-    if (!c.stdioAtStart && c.init.pid) this.byPid.set(c.init.pid, c.init);
-    this.publish('/tasks/create', TYPE_URL.TaskCreate, events.TaskCreate, {
-      containerId: req.id,
-      bundle: req.bundle,
-      rootfs: req.rootfs,
-      io: { stdin: req.stdin, stdout: req.stdout, stderr: req.stderr, terminal: req.terminal },
-      checkpoint: req.checkpoint,
-      pid: c.init.pid,
-    });
-    return { pid: c.init.pid };
-  }
-
-  async start(req: task.StartRequest): Promise<task.StartResponse> {
-    const { c, p } = this.process(req.id, req.execId);
-    p.require('start');
-    p.starting = true;
-    this.beginStart();
-    try {
-      if (p.isInit && c.restoreFrom) {
-        await this.restore(c, p);
-      } else if (p.isInit) {
-        await c.driver.start(c.id, c.stdioAtStart ? { stdio: p.io!.childFds } : {});
-        if (c.stdioAtStart) p.io!.closeChildEnds();
-        // runsc refuses `wait` before start; a root container's fast exit is still reaped.
-        if (this.deps.profile.exitMonitor === 'wait') this.watchExit(c);
-      } else {
-        await this.startExec(c, p);
-      }
-      p.state = 'running';
-    } catch (err) {
-      p.starting = false;
-      const held = p.takeHeldExit();
-      if (held) this.exited(p, held);
-      throw err;
-    } finally {
-      this.endStart();
-    }
-    if (p.isInit) {
-      this.publish('/tasks/start', TYPE_URL.TaskStart, events.TaskStart, { containerId: c.id, pid: p.pid });
-    } else {
-      this.publish('/tasks/exec-started', TYPE_URL.TaskExecStarted, events.TaskExecStarted, { containerId: c.id, execId: p.execId, pid: p.pid });
-    }
-    p.starting = false;
-    const held = p.takeHeldExit();
-    if (held) this.exited(p, held);
-    return { pid: p.pid };
-  }
-
-  private async startExec(c: Container, p: Proc): Promise<void> {
-    const io = await ProcessIO.open(p.stdio, this.stdioContext(c));
-    p.io = io;
-    const processJsonPath = path.join(c.bundle, `.exec-${p.execId}.json`);
-    const pidFile = path.join(c.bundle, `${p.execId}.pid`);
-    await fs.writeFile(processJsonPath, p.spec ?? new Uint8Array(), { mode: 0o600 });
-    try {
-      await this.withConsole(io, (consoleSocket) =>
-        c.driver.exec(c.id, {
-          processJsonPath,
-          pidFile,
-          consoleSocket,
-          stdio: io.childFds,
-        }),
-      );
-      p.pid = await this.readPid(pidFile);
-    } catch (err) {
-      await io.close(0);
-      throw err;
-    } finally {
-      await fs.rm(processJsonPath, { force: true });
-    }
-    this.byPid.set(p.pid, p);
-    const early = this.claimEarlyExit(p.pid);
-    if (early) p.recordExit(early); // held: published after exec-started
-  }
-
-  async delete(req: task.DeleteRequest): Promise<task.DeleteResponse> {
-    const { c, p } = this.process(req.id, req.execId);
-    p.require('delete');
-    if (p.isInit) {
-      await c.driver.delete(c.id, { force: p.state === 'created' }).catch((err: unknown) => {
-        if (!(err instanceof ShimError && err.kind === 'NotFound')) throw err;
-      });
-      await p.io?.close();
-      for (const e of c.execs.values()) await e.io?.close(0);
-      if (c.mounted) await this.safeUnmount(path.join(c.bundle, 'rootfs'));
-      this.containers.delete(c.id);
-    } else {
-      await p.io?.close();
-      c.execs.delete(p.execId);
-    }
-    p.state = 'deleted';
-    this.byPid.delete(p.pid);
-    const exitStatus = p.exit?.status ?? 0;
-    const exitedAt = p.exit ? timestampFromDate(p.exit.exitedAt) : ZERO_TIME;
-    if (p.isInit) {
-      this.publish('/tasks/delete', TYPE_URL.TaskDelete, events.TaskDelete, {
-        containerId: c.id,
-        pid: p.pid,
-        exitStatus,
-        exitedAt,
-        id: '',
-      });
-    }
-    return { pid: p.pid, exitStatus, exitedAt };
-  }
-
-  private async safeUnmount(rootfs: string): Promise<void> {
+  private async unmount(c: Container): Promise<void> {
+    if (!c.mounted) return;
+    const rootfs = path.join(c.bundle, 'rootfs');
     try {
       await this.deps.unmountAll(rootfs);
     } catch (err) {
@@ -422,87 +144,186 @@ export class OciTaskHandler implements TaskHandler {
     }
   }
 
+  // ---------- task API ----------
+
+  async create(req: task.CreateTaskRequest): Promise<task.CreateTaskResponse> {
+    if (this.containers.has(req.id)) throw new ShimError('AlreadyExists', `container ${req.id}: already exists`);
+    const c = newContainer(req, await readSpec(req.bundle), this.deps);
+    const { driver, init } = c;
+    const rootfs = path.join(req.bundle, 'rootfs');
+    // Exits from here on are kept until the init's pid is known (a runtime wrapper may kill it
+    // right after `create`), and held until /tasks/create is out (runc-v2 1.7's preStart).
+    const sub = this.exits.subscribe();
+    init.hold();
+    try {
+      if (req.rootfs.length > 0) {
+        await fs.mkdir(rootfs, { recursive: true, mode: 0o711 });
+        await this.deps.mountAll(req.rootfs, rootfs);
+        c.mounted = true;
+      }
+      const io = (init.io = await ProcessIO.open(init.stdio, this.stdioContext(c)));
+      const createOpts = { pidFile: path.join(req.bundle, 'init.pid'), noPivot: c.noPivot, noNewKeyring: c.noNewKeyring };
+      if (req.checkpoint) {
+        // Nothing runs until Start, which restores; the runtime must be able to.
+        if (!this.deps.profile.supports.has('restore')) throw unimplemented(`${this.deps.profile.name} does not support restore`);
+        c.restoreFrom = { imagePath: req.checkpoint, noPivot: c.noPivot };
+      } else if (c.stdioAtStart) {
+        init.pid = await driver.create(req.id, createOpts); // stdio goes to `start`
+      } else {
+        init.pid = await withConsole(io, (consoleSocket) => driver.create(req.id, { ...createOpts, consoleSocket, stdio: io.childFds }));
+      }
+    } catch (err) {
+      sub.end();
+      await init.io?.close(0);
+      await driver.delete(req.id, { force: true }).catch(() => undefined);
+      await this.unmount(c);
+      throw err;
+    }
+    this.containers.set(c.id, c);
+    // A sub-container's pid file names the pod's sandbox: only `wait` can tell its exit.
+    if (!c.stdioAtStart) this.exits.track(init.pid, init, sub);
+    sub.end();
+    this.watchCgroup(c);
+    this.events.create(req, init.pid);
+    this.release(init);
+    return { pid: init.pid };
+  }
+
+  async start(req: task.StartRequest): Promise<task.StartResponse> {
+    const { c, p } = this.process(req.id, req.execId);
+    const undo = p.transition('start');
+    const sub = this.exits.subscribe();
+    p.hold();
+    try {
+      if (p.isInit && c.restoreFrom) {
+        await this.restore(c, p, sub);
+      } else if (p.isInit) {
+        await c.driver.start(c.id, c.stdioAtStart ? { stdio: p.io!.childFds } : {});
+        if (c.stdioAtStart) p.io!.closeChildEnds();
+        // runsc refuses `wait` before start; a root container's fast exit is still reaped.
+        if (this.deps.profile.exitMonitor === 'wait') this.watchExit(c);
+      } else {
+        await this.startExec(c, p, sub);
+      }
+    } catch (err) {
+      undo();
+      this.release(p);
+      throw err;
+    } finally {
+      sub.end();
+    }
+    this.events.started(p);
+    this.release(p);
+    return { pid: p.pid };
+  }
+
+  /** Start of a task created from a checkpoint: `<runtime> restore --detach`. */
+  private async restore(c: Container, p: Proc, sub: ExitSubscription): Promise<void> {
+    const io = p.io!;
+    const { imagePath, noPivot } = c.restoreFrom!;
+    const pidFile = path.join(c.bundle, 'init.pid');
+    p.pid = await withConsole(io, (consoleSocket) => c.driver.restore(c.id, { imagePath, pidFile, consoleSocket, noPivot, detach: true, stdio: io.childFds }));
+    this.exits.track(p.pid, p, sub);
+    this.watchCgroup(c);
+    c.restoreFrom = undefined;
+  }
+
+  private async startExec(c: Container, p: Proc, sub: ExitSubscription): Promise<void> {
+    const io = (p.io = await ProcessIO.open(p.stdio, this.stdioContext(c)));
+    const processJsonPath = path.join(c.bundle, `.exec-${p.execId}.json`);
+    const pidFile = path.join(c.bundle, `${p.execId}.pid`);
+    await fs.writeFile(processJsonPath, p.spec ?? new Uint8Array(), { mode: 0o600 });
+    try {
+      p.pid = await withConsole(io, (consoleSocket) => c.driver.exec(c.id, { processJsonPath, pidFile, consoleSocket, stdio: io.childFds }));
+    } catch (err) {
+      await io.close(0);
+      throw err;
+    } finally {
+      await fs.rm(processJsonPath, { force: true });
+    }
+    this.exits.track(p.pid, p, sub); // an exit already seen is held: published after exec-started
+  }
+
+  async delete(req: task.DeleteRequest): Promise<task.DeleteResponse> {
+    const { c, p } = this.process(req.id, req.execId);
+    const wasCreated = p.state === 'created';
+    const undo = p.transition('delete');
+    try {
+      if (p.isInit) {
+        await c.driver.delete(c.id, { force: wasCreated }).catch((err: unknown) => {
+          if (!(err instanceof ShimError && err.kind === 'NotFound')) throw err;
+        });
+      }
+    } catch (err) {
+      undo();
+      throw err;
+    }
+    await p.io?.close();
+    this.exits.untrack(p);
+    if (p.isInit) {
+      c.oom?.stop();
+      for (const e of c.execs.values()) {
+        this.exits.untrack(e);
+        await e.io?.close(0);
+      }
+      await this.unmount(c);
+      this.containers.delete(c.id);
+    } else {
+      c.execs.delete(p.execId);
+    }
+    const res = { pid: p.pid, exitStatus: p.exit?.status ?? 0, exitedAt: p.exit ? timestampFromDate(p.exit.exitedAt) : ZERO_TIME };
+    if (p.isInit) this.events.deleted({ containerId: c.id, ...res });
+    return res;
+  }
+
   async pids(req: task.PidsRequest): Promise<task.PidsResponse> {
     const c = this.container(req.id);
+    c.init.transition('pids');
     const pids = await c.driver.ps(c.id);
     const execByPid = new Map<number, string>();
     for (const e of c.execs.values()) if (e.pid) execByPid.set(e.pid, e.execId);
     return {
       processes: pids.map((pid) => {
         const execId = execByPid.get(pid);
-        return {
-          pid,
-          info: execId ? packAny(TYPE_URL.RuncProcessDetails, runcOptions.ProcessDetails, { execId }) : undefined,
-        };
+        return { pid, info: execId ? packAny(TYPE_URL.RuncProcessDetails, runcOptions.ProcessDetails, { execId }) : undefined };
       }),
     };
   }
 
   async pause(req: task.PauseRequest): Promise<void> {
     const c = this.container(req.id);
-    c.init.move('pause');
-    try {
-      await c.driver.pause(c.id);
-    } catch (err) {
-      c.init.state = 'running';
+    const undo = c.init.transition('pause');
+    await c.driver.pause(c.id).catch((err: unknown) => {
+      undo();
       throw err;
-    }
-    c.init.move('paused');
-    this.publish('/tasks/paused', TYPE_URL.TaskPaused, events.TaskPaused, { containerId: c.id });
+    });
+    c.init.transition('paused');
+    this.events.paused(c.id);
   }
 
   async resume(req: task.ResumeRequest): Promise<void> {
     const c = this.container(req.id);
-    c.init.require('resume');
-    await c.driver.resume(c.id);
-    c.init.move('resume');
-    this.publish('/tasks/resumed', TYPE_URL.TaskResumed, events.TaskResumed, { containerId: c.id });
+    const undo = c.init.transition('resume');
+    await c.driver.resume(c.id).catch((err: unknown) => {
+      undo();
+      throw err;
+    });
+    this.events.resumed(c.id);
   }
 
   async checkpoint(req: task.CheckpointTaskRequest): Promise<void> {
     const c = this.container(req.id);
     const why = this.deps.profile.shimUnsupported.checkpoint;
     if (why) throw unimplemented(`${this.name}: checkpoint is not supported through tsshim: ${why}`);
-    c.init.require('checkpoint');
-    const o = unpackAny(req.options, TYPE_URL.RuncCheckpointOptions, runcOptions.CheckpointOptions);
-    const exit = o?.exit ?? false;
-    const exitByKill = exit && this.deps.profile.checkpointExit === 'kill';
-    // As runc-v2 for CRIU backends: without a work path CRIU works in <bundle>/work/criu-work
-    // (removed afterwards); when the dump fails its dump.log is kept as <bundle>/criu-dump.log
-    // and the error names it (containerd removes the image dir, where the log landed before).
-    const criu = this.deps.profile.criuFlag !== undefined;
-    const ownWork = criu && !o?.workPath;
-    const workPath = o?.workPath || (criu ? path.join(c.bundle, 'work', 'criu-work') : undefined);
-    try {
-      await c.driver.checkpoint(c.id, {
-        imagePath: o?.imagePath || req.path,
-        workPath,
-        leaveRunning: !exit || exitByKill,
-        tcpEstablished: o?.openTcp || undefined,
-        externalUnixSockets: o?.externalUnixSockets || undefined,
-        shellJob: o?.terminal || undefined,
-        fileLocks: o?.fileLocks || undefined,
-        emptyNamespaces: o?.emptyNamespaces?.length ? o.emptyNamespaces : undefined,
-        cgroupsMode: o?.cgroupsMode || undefined,
-      });
-    } catch (err) {
-      if (!criu || !workPath || !(err instanceof ShimError)) throw err;
-      const dumpLog = path.join(c.bundle, 'criu-dump.log');
-      await fs.copyFile(path.join(workPath, 'dump.log'), dumpLog).catch((e: unknown) =>
-        this.deps.log.error({ err: e, container: c.id }, 'failed to copy dump.log to criu-dump.log'),
-      );
-      throw new ShimError(err.kind, `${err.message.split('\n')[0]} path= ${dumpLog}`, { cause: err });
-    } finally {
-      if (ownWork) await fs.rm(workPath!, { recursive: true, force: true }).catch(() => undefined);
-    }
-    if (exitByKill) await c.driver.kill(c.id, 9, true);
+    c.init.transition('checkpoint');
+    await checkpointTask(c.driver, c.id, c.bundle, req, this.deps.log);
   }
 
   async kill(req: task.KillRequest): Promise<void> {
     const { c, p } = this.process(req.id, req.execId);
     if (p.isInit) {
-      if (p.state === 'stopped' && !req.all) throw notFound('process already finished');
-      if (p.state !== 'stopped') p.require('kill');
+      // Kill(all) after the init exited still reaches what is left (runc-v2 runs `kill --all`).
+      if (!(p.state === 'stopped' && req.all)) p.transition('kill');
       try {
         await c.driver.kill(c.id, req.signal, req.all);
       } catch (err) {
@@ -513,7 +334,7 @@ export class OciTaskHandler implements TaskHandler {
       return;
     }
     if (p.state === 'created') throw failedPrecondition(`process ${p.execId} not started`);
-    p.require('kill');
+    p.transition('kill');
     try {
       process.kill(p.pid, req.signal);
     } catch (err) {
@@ -524,19 +345,16 @@ export class OciTaskHandler implements TaskHandler {
 
   async exec(req: task.ExecProcessRequest): Promise<void> {
     const c = this.container(req.id);
-    c.init.require('exec');
+    c.init.transition('exec');
     if (c.execs.has(req.execId)) throw new ShimError('AlreadyExists', `id ${req.execId}: already exists`);
     if (!req.spec) throw invalidArgument(`exec ${req.execId}: process spec is missing`);
-    c.execs.set(
-      req.execId,
-      new Proc(c.id, req.execId, { stdin: req.stdin, stdout: req.stdout, stderr: req.stderr, terminal: req.terminal }, req.spec.value),
-    );
-    this.publish('/tasks/exec-added', TYPE_URL.TaskExecAdded, events.TaskExecAdded, { containerId: c.id, execId: req.execId });
+    c.execs.set(req.execId, new Proc(c.id, req.execId, { stdin: req.stdin, stdout: req.stdout, stderr: req.stderr, terminal: req.terminal }, req.spec.value));
+    this.events.execAdded(c.id, req.execId);
   }
 
   async resizePty(req: task.ResizePtyRequest): Promise<void> {
     const { p } = this.process(req.id, req.execId);
-    p.require('resize');
+    p.transition('resize');
     p.io?.resize(req.width, req.height);
   }
 
@@ -547,7 +365,7 @@ export class OciTaskHandler implements TaskHandler {
 
   async update(req: task.UpdateTaskRequest): Promise<void> {
     const c = this.container(req.id);
-    c.init.require('update');
+    c.init.transition('update');
     if (!req.resources) throw invalidArgument('update: resources are missing');
     await c.driver.update(c.id, Buffer.from(req.resources.value).toString('utf8'));
   }
@@ -560,26 +378,16 @@ export class OciTaskHandler implements TaskHandler {
 
   async stats(req: task.StatsRequest): Promise<task.StatsResponse> {
     const c = this.container(req.id);
-    c.init.require('stats');
+    c.init.transition('stats');
     c.cgroup ??= cgroupOfPid(c.init.pid);
     return { stats: readMetrics(c.cgroup) };
   }
 
   async state(req: task.StateRequest): Promise<task.StateResponse> {
     const { c, p } = this.process(req.id, req.execId);
-    return {
-      id: p.execId || c.id,
-      bundle: c.bundle,
-      pid: p.pid,
-      status: stateToStatus[p.state],
-      stdin: p.stdio.stdin,
-      stdout: p.stdio.stdout,
-      stderr: p.stdio.stderr,
-      terminal: p.stdio.terminal,
-      exitStatus: p.exit?.status ?? 0,
-      exitedAt: p.exit ? timestampFromDate(p.exit.exitedAt) : ZERO_TIME,
-      execId: '',
-    };
+    const { stdin, stdout, stderr, terminal } = p.stdio;
+    const exitedAt = p.exit ? timestampFromDate(p.exit.exitedAt) : ZERO_TIME;
+    return { id: p.execId || c.id, bundle: c.bundle, pid: p.pid, status: stateToStatus[p.state], stdin, stdout, stderr, terminal, exitStatus: p.exit?.status ?? 0, exitedAt, execId: '' };
   }
 
   taskPid(id: string): number {
@@ -591,18 +399,11 @@ export class OciTaskHandler implements TaskHandler {
   }
 
   async close(): Promise<void> {
-    this.deps.exits.off('exit', this.onExit);
-    if (this.oomTimer) clearInterval(this.oomTimer);
+    this.exits.close();
     for (const c of this.containers.values()) {
+      c.oom?.stop();
       await c.init.io?.close(0);
       for (const e of c.execs.values()) await e.io?.close(0);
     }
   }
-}
-
-export type { Any };
-
-/** CRI (and CRI-O) mark containers that join an existing pod sandbox. */
-function isPodSubcontainer(annotations: Record<string, string>): boolean {
-  return annotations['io.kubernetes.cri.container-type'] === 'container' || annotations['io.kubernetes.cri-o.ContainerType'] === 'container';
 }
