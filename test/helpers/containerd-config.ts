@@ -1,6 +1,7 @@
 // config.toml of a private containerd: everything under its own directory, CRI off unless asked.
 import { join } from 'node:path';
 import { parse as parseToml, stringify as stringifyToml } from 'smol-toml';
+import { containerdRelease, criPluginIds, migrateConfigToV3, selectedContainerd, type ContainerdVersion } from './containerd-version.js';
 
 const CRI_PLUGIN = 'io.containerd.grpc.v1.cri';
 
@@ -18,7 +19,8 @@ export function deepMerge(base: TomlTable, over: TomlTable): TomlTable {
 }
 
 /** The config.toml text for a private instance rooted at dir. Exported for inspection and tests. */
-export function renderConfig(dir: string, opts: { extraConfig?: string; debug?: boolean } = {}): string {
+export function renderConfig(dir: string, opts: { extraConfig?: string; debug?: boolean; containerd?: ContainerdVersion } = {}): string {
+  const version = opts.containerd ?? selectedContainerd();
   const extra = opts.extraConfig ? (parseToml(opts.extraConfig) as TomlTable) : {};
   const plugins = isTable(extra.plugins) ? extra.plugins : {};
   const criRequested = CRI_PLUGIN in plugins;
@@ -26,7 +28,7 @@ export function renderConfig(dir: string, opts: { extraConfig?: string; debug?: 
     version: 2,
     root: join(dir, 'root'),
     state: join(dir, 'state'),
-    disabled_plugins: criRequested ? [] : [CRI_PLUGIN],
+    disabled_plugins: criRequested ? [] : criPluginIds(version),
     grpc: { address: join(dir, 'c.sock'), uid: 0, gid: 0 },
     ttrpc: { address: join(dir, 'c.sock.ttrpc'), uid: 0, gid: 0 },
     debug: { address: '', level: opts.debug ? 'debug' : 'info' },
@@ -35,5 +37,7 @@ export function renderConfig(dir: string, opts: { extraConfig?: string; debug?: 
       'io.containerd.internal.v1.opt': { path: join(dir, 'opt') },
     },
   };
-  return stringifyToml(deepMerge(base, extra)) + '\n';
+  // Written as version 2; containerd 2.x gets the version-3 layout (containerd-version.ts).
+  const doc = deepMerge(base, extra);
+  return stringifyToml(containerdRelease(version).configVersion === 3 ? migrateConfigToV3(doc) : doc) + '\n';
 }

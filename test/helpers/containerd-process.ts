@@ -3,6 +3,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, copyFileSync, mkdirSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ContainerdBinaries } from './containerd-binaries.js';
+import { stripCtrDeprecationNotices } from './containerd-version.js';
 import { REPO_ROOT, isAlive, runCommand, waitFor, type RunResult } from './proc.js';
 import { deleteOrphanContainers, killProcessesNaming, removeAllContainers, unmountUnder } from './teardown.js';
 
@@ -35,6 +36,7 @@ export interface PrivateContainerd {
   /**
    * Runs `ctr --address <addr> -n <ns> ...args`. Never rejects on a non-zero exit; rejects only
    * when ctr cannot be spawned or exceeds timeoutMs (default 120 s; it is then SIGKILLed).
+   * containerd 2.x deprecation notices are removed from stderr (stripCtrDeprecationNotices).
    */
   ctr(args: string[], opts?: CtrOptions): Promise<RunResult>;
   /** The full argv of that ctr command (binary first), for wrapping (e.g. in `script`). */
@@ -165,9 +167,10 @@ export class Instance implements PrivateContainerd {
     return [this.binaries.ctr, '--address', this.address, '-n', opts.namespace ?? this.namespace, ...args];
   }
 
-  ctr(args: string[], opts: CtrOptions = {}): Promise<RunResult> {
+  async ctr(args: string[], opts: CtrOptions = {}): Promise<RunResult> {
     const [cmd, ...rest] = this.ctrArgv(args, opts);
-    return runCommand(cmd!, rest, { input: opts.input, timeoutMs: opts.timeoutMs ?? 120_000 });
+    const r = await runCommand(cmd!, rest, { input: opts.input, timeoutMs: opts.timeoutMs ?? 120_000 });
+    return { ...r, stderr: stripCtrDeprecationNotices(r.stderr) }; // containerd 2.x: see containerd-version.ts
   }
 
   ctrSpawn(args: string[], opts: { namespace?: string } = {}): ChildProcess {

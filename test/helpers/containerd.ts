@@ -10,7 +10,8 @@
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { containerdBinaries, type ContainerdBinaries } from './containerd-binaries.js';
+import type { ContainerdBinaries } from './containerd-binaries.js';
+import { applySelectedContainerdPath, binariesFor, selectedContainerd, type ContainerdVersion } from './containerd-version.js';
 import { renderConfig } from './containerd-config.js';
 import { Instance, type PrivateContainerd } from './containerd-process.js';
 import { TEST_IMAGE, buildTestImageArchive } from './image.js';
@@ -21,6 +22,8 @@ export { containerdBinaries, type ContainerdBinaries } from './containerd-binari
 export { deepMerge, renderConfig } from './containerd-config.js';
 export type { CtrOptions, PrivateContainerd } from './containerd-process.js';
 export { mountsUnder } from './teardown.js';
+
+applySelectedContainerdPath(); // TSSHIM_CONTAINERD: see containerd-version.ts
 
 export const DEFAULT_NAMESPACE = 'tsshim-test';
 export const TEST_BASE_DIR = '/run/tsshim-test';
@@ -34,8 +37,10 @@ export interface StartOptions {
   debug?: boolean;
   /** Default namespace for ctr(); default 'tsshim-test'. */
   namespace?: string;
-  /** containerd and ctr to run (default: containerdBinaries(), i.e. from PATH). */
+  /** containerd and ctr to run (default: binariesFor(containerd)). */
   binaries?: ContainerdBinaries;
+  /** containerd version (binaries and config layout); default TSSHIM_CONTAINERD, else 1.6 (containerd-version.ts). */
+  containerd?: ContainerdVersion;
 }
 
 /** `prefix-<8 hex>`: containerd-shim-runc-v2 keeps runc state in /run/containerd/runc/<ns> whatever containerd's dirs are, so ids must be unique across instances. */
@@ -52,8 +57,9 @@ export async function startContainerd(opts: StartOptions = {}): Promise<PrivateC
   if (process.getuid?.() !== 0) throw new Error('startContainerd needs root');
   const dir = join(TEST_BASE_DIR, `${shortLabel(opts.name ?? 'cd')}-${randomBytes(3).toString('hex')}`);
   mkdirSync(dir, { recursive: true, mode: 0o711 });
-  const inst = new Instance(dir, opts.namespace ?? DEFAULT_NAMESPACE, opts.binaries ?? containerdBinaries());
-  writeFileSync(inst.configFile, renderConfig(dir, { extraConfig: opts.extraConfig, debug: opts.debug ?? process.env.TSSHIM_TEST_DEBUG === '1' }));
+  const inst = new Instance(dir, opts.namespace ?? DEFAULT_NAMESPACE, opts.binaries ?? binariesFor(opts.containerd));
+  const containerd = opts.containerd ?? selectedContainerd();
+  writeFileSync(inst.configFile, renderConfig(dir, { extraConfig: opts.extraConfig, debug: opts.debug ?? process.env.TSSHIM_TEST_DEBUG === '1', containerd }));
   try {
     await inst.launch();
   } catch (e) {

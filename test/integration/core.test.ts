@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { startContainerd, importTestImage, uniqueId, type PrivateContainerd } from '../helpers/containerd.js';
 import { waitFor, isAlive } from '../helpers/proc.js';
+import { selectedContainerd, stripCtrDeprecationNotices } from '../helpers/containerd-version.js';
 import { TSSHIM, RUNC_V2, shimPids, leftovers, waitNoLeftovers, taskStatus, collectEvents, bundleDir } from '../helpers/tasks.js';
 
 const t = suite<{ cd: PrivateContainerd; image: string }>('core');
@@ -118,7 +119,7 @@ t('[tsshim] 10 MB of stdout arrive byte-exact', async ({ cd, image }) => {
   const code = await new Promise<number | null>((res) => child.on('close', res));
   assert.is(code, 0, err);
   assert.is(bytes, size);
-  assert.is(hash.digest('hex'), err.trim().split(/\s+/)[0], 'sha256 inside equals sha256 received');
+  assert.is(hash.digest('hex'), stripCtrDeprecationNotices(err).trim().split(/\s+/)[0], 'sha256 inside equals sha256 received');
 });
 
 for (const runtime of [TSSHIM, RUNC_V2]) {
@@ -130,7 +131,14 @@ for (const runtime of [TSSHIM, RUNC_V2]) {
     assert.is(r.exitCode, 3, r.stderr);
     await waitFor(() => ev.lines().some((e) => e.topic === '/tasks/delete' && e.body.container_id === id), 5000);
     const mine = (await ev.stop()).filter((e) => e.topic.startsWith('/tasks/') && e.body.container_id === id);
-    assert.equal(mine.map((e) => e.topic), ['/tasks/create', '/tasks/start', '/tasks/exit', '/tasks/delete']);
+    const expected = ['/tasks/create', '/tasks/start', '/tasks/exit', '/tasks/delete'];
+    if (runtime === RUNC_V2 && selectedContainerd() === '2' && mine.length < expected.length) {
+      // containerd 2.4's own runc shim loses queued events when it shuts down right after the
+      // delete (docs/containerd-versions.md): what did arrive must still be in order.
+      assert.equal(mine.map((e) => e.topic), expected.filter((x) => mine.some((e) => e.topic === x)));
+      return;
+    }
+    assert.equal(mine.map((e) => e.topic), expected);
     const [create, start, exit, del] = mine as [typeof mine[0], typeof mine[0], typeof mine[0], typeof mine[0]];
     const pid = create.body.pid;
     assert.ok(typeof pid === 'number' && pid > 0);
@@ -143,6 +151,14 @@ for (const runtime of [TSSHIM, RUNC_V2]) {
   });
 }
 
+/** The shim's socket: `<bundle>/address`, or containerd 2.x's `<bundle>/bootstrap.json` (2.x's runc-v2 writes no address file). */
+function shimSocket(bundle: string): string {
+  const a = existsSync(`${bundle}/address`)
+    ? readFileSync(`${bundle}/address`, 'utf8')
+    : (JSON.parse(readFileSync(`${bundle}/bootstrap.json`, 'utf8')) as { address: string }).address;
+  return a.trim().replace(/^unix:\/\//, '');
+}
+
 for (const runtime of [TSSHIM, RUNC_V2]) {
   t(`[${runtime}] kill -9 of the shim: containerd runs delete, task stopped, removable, nothing left`, async ({ cd, image }) => {
     const id = uniqueId('shimkill');
@@ -153,7 +169,7 @@ for (const runtime of [TSSHIM, RUNC_V2]) {
     const shim = findProcesses((argv) => argv.some((a) => a.includes(runtime === TSSHIM ? 'containerd-shim-tsshim-v2' : 'containerd-shim-runc-v2')) && argv.includes(id) && argv.includes(cd.address))
       .filter((p) => !p.argv.includes('start') && !p.argv.includes('delete'));
     assert.is(shim.length, 1, `one shim process: ${JSON.stringify(shim)}`);
-    const socket = readFileSync(`${bundleDir(cd, id)}/address`, 'utf8').trim().replace(/^unix:\/\//, '');
+    const socket = shimSocket(bundleDir(cd, id));
     assert.ok(existsSync(socket), 'shim socket while the shim runs');
     process.kill(shim[0]!.pid, 'SIGKILL');
     assert.ok(await waitFor(async () => (await taskStatus(cd, id))?.status !== 'RUNNING', 15_000), 'task no longer running');

@@ -1,0 +1,367 @@
+// The critest runner's parts (cli.ts is `npm run critest`):
+//
+// Kubernetes' CRI validation suite (critest, cri-tools) against a private containerd's CRI, once
+// per runtime handler, on each selected containerd version (default: 2 and 1.6; 1.7 on request):
+//
+//   runc           io.containerd.runc.v2: that containerd's own containerd-shim-runc-v2 (the reference)
+//   tsshim-runc    tsshim, runc handler
+//   tsshim-gvisor  tsshim, gvisor handler (runsc, ptrace, gVisor netstack in the CNI netns)
+//   tsshim-youki   tsshim, youki handler (the peer build of youki)
+//   tsshim-kata    tsshim, kata handler with containerd-shim-runc-v2 as a STAND-IN delegate (no Kata here)
+//
+// The containerd is private (test/helpers/containerd.ts: own root, state, socket under
+// /run/tsshim-test/), with CRI and real pod networking: a bridge + portmap CNI conflist on
+// Debian's containernetworking-plugins (/usr/lib/cni), a private bridge and subnet. No registry is
+// reachable: the images critest runs are LOCAL BUILDS (images.ts) imported under the names critest
+// expects; tests that must pull from a registry are skipped by name (SKIPS), identically for every
+// handler. Results (per version and handler: passed / failed / skipped, each failure with its
+// message, the run's duration) are merged into docs/critest.json (entries keyed by version+handler,
+// each with its own date and commit) and docs/critest.md is rendered from the whole JSON.
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync, createWriteStream } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { parse as parseToml, stringify as stringifyToml } from 'smol-toml';
+import { startContainerd, TEST_BASE_DIR, type PrivateContainerd } from '../helpers/containerd.js';
+import { CONTAINERD_VERSIONS, containerdUnavailable, peerVersionStamp, PEERS_DIR, type ContainerdVersion } from '../helpers/containerd-version.js';
+import { CRI_NAMESPACE, CRI_PLUGIN_ID, RUNC_RUNTIME_TYPE, TSSHIM_RUNTIME_TYPE, criConfig, importCriImages } from '../helpers/cri.js';
+import { REPO_ROOT, runCommand } from '../helpers/proc.js';
+import { buildCritestImages, critestImageNames } from './images.js';
+
+export const CRITEST_DIR = join(PEERS_DIR, 'cri-tools');
+export const CRITEST_BIN = join(CRITEST_DIR, 'bin', 'critest');
+const YOUKI_BIN = join(PEERS_DIR, 'youki', 'bin', 'youki');
+const RUNSC_PEER = join(PEERS_DIR, 'gvisor', 'bin', 'runsc');
+
+/** Tests skipped by name, for every handler alike: they need a registry (none is reachable here). */
+export const SKIPS: Array<{ pattern: string; reason: string }> = [
+  { pattern: 'Image Manager', reason: 'pulls images from gcr.io / registry.k8s.io (no registry reachable; the images it pulls are not local builds)' },
+  { pattern: 'Image Consistency', reason: 'pulls and removes registry images (no registry reachable)' },
+  { pattern: 'Image Identifier Consistency', reason: 'pulls the same image from two registries (no registry reachable)' },
+  { pattern: 'Image Volume', reason: 'pulls a registry image to mount as a volume (no registry reachable)' },
+];
+
+export interface HandlerDef {
+  name: string;
+  runtimeType: string;
+  label: string;
+  standIn?: boolean;
+  /** tsshim handler TOML (ConfigPath); none for the reference. */
+  toml?: () => string;
+  unavailable?: () => string | undefined;
+}
+
+function gvisorBinary(): string {
+  return existsSync(join(PEERS_DIR, 'gvisor', 'VERSION')) && existsSync(RUNSC_PEER) ? RUNSC_PEER : 'runsc';
+}
+
+export const HANDLERS: HandlerDef[] = [
+  { name: 'runc', runtimeType: RUNC_RUNTIME_TYPE, label: 'reference: io.containerd.runc.v2 (that containerd\'s own containerd-shim-runc-v2)' },
+  { name: 'tsshim-runc', runtimeType: TSSHIM_RUNTIME_TYPE, label: 'tsshim, runc handler', toml: () => 'handler = "runc"\nname = "tsshim-runc"\n' },
+  {
+    name: 'tsshim-gvisor',
+    runtimeType: TSSHIM_RUNTIME_TYPE,
+    label: 'tsshim, gvisor handler (ptrace, network = sandbox)',
+    toml: () => `handler = "gvisor"\nname = "tsshim-gvisor"\nbinary = ${JSON.stringify(gvisorBinary())}\n\n[options]\nplatform = "ptrace"\nnetwork = "sandbox"\n`,
+    unavailable: () => (gvisorBinary() === 'runsc' && !onPath('runsc') ? 'runsc is not installed' : undefined),
+  },
+  {
+    name: 'tsshim-youki',
+    runtimeType: TSSHIM_RUNTIME_TYPE,
+    label: 'tsshim, youki handler',
+    toml: () => `handler = "youki"\nname = "tsshim-youki"\nbinary = ${JSON.stringify(existsSync(YOUKI_BIN) ? YOUKI_BIN : 'youki')}\n`,
+    unavailable: () => (existsSync(join(PEERS_DIR, 'youki', 'VERSION')) && existsSync(YOUKI_BIN)) || onPath('youki') ? undefined : `youki is not built (${YOUKI_BIN}; run scripts/setup.sh)`,
+  },
+  {
+    name: 'tsshim-kata',
+    runtimeType: TSSHIM_RUNTIME_TYPE,
+    label: 'tsshim, kata handler, STAND-IN delegate containerd-shim-runc-v2 (not Kata: no VM here)',
+    standIn: true,
+    toml: () => 'handler = "kata"\nname = "tsshim-kata"\n\n[options]\n# stand-in delegate: real Kata (containerd-shim-kata-v2) is not installable here\nshim = "containerd-shim-runc-v2"\n',
+  },
+];
+
+function onPath(bin: string): boolean {
+  return (process.env.PATH ?? '/usr/bin:/bin').split(':').some((d) => d && existsSync(join(d, bin)));
+}
+
+export interface SpecResult {
+  name: string;
+  state: 'passed' | 'failed' | 'skipped';
+  /** Failure message, or the skip reason. */
+  message?: string;
+  location?: string;
+  seconds?: number;
+}
+
+export interface RunEntry {
+  containerd: ContainerdVersion;
+  containerdVersion: string;
+  handler: string;
+  label: string;
+  standIn: boolean;
+  critest: string;
+  date: string;
+  commit: string;
+  /** Wall time of the critest run (s). */
+  seconds: number;
+  focus?: string;
+  /** Why the run did not happen (then no counts). */
+  notRun?: string;
+  passed: number;
+  failed: number;
+  skipped: number;
+  specs: SpecResult[];
+}
+
+interface GinkgoSpec {
+  ContainerHierarchyTexts?: string[] | null;
+  LeafNodeText?: string;
+  LeafNodeType?: string;
+  State?: string;
+  RunTime?: number;
+  Failure?: { Message?: string; Location?: { FileName?: string; LineNumber?: number }; ForwardedPanic?: string };
+}
+
+const BENCHMARK = /benchmark/i;
+
+/** Ginkgo JSON report -> spec results (benchmark specs, which critest itself skips in validation runs, are left out). */
+export function parseGinkgoReport(json: string): SpecResult[] {
+  const suites = JSON.parse(json) as Array<{ SpecReports?: GinkgoSpec[] }>;
+  const out: SpecResult[] = [];
+  for (const s of suites) {
+    for (const r of s.SpecReports ?? []) {
+      const type = r.LeafNodeType ?? 'It';
+      const name = [...(r.ContainerHierarchyTexts ?? []), r.LeafNodeText ?? ''].filter(Boolean).join(' ').trim() || type;
+      const state = r.State ?? 'unknown';
+      if (type !== 'It' && state === 'passed') continue; // suite set-up nodes that worked are not tests
+      if (BENCHMARK.test(name)) continue;
+      const skip = SKIPS.find((k) => name.includes(k.pattern));
+      let st: SpecResult['state'];
+      let message: string | undefined;
+      if (state === 'passed') st = 'passed';
+      else if (state === 'skipped' || state === 'pending') {
+        st = 'skipped';
+        message = skip ? `skipped by name: ${skip.reason}` : (r.Failure?.Message?.trim() || (state === 'pending' ? 'pending in critest' : 'skipped by critest'));
+      } else {
+        st = 'failed';
+        message = `${state}: ${(r.Failure?.Message ?? '').trim()}${r.Failure?.ForwardedPanic ? `\npanic: ${r.Failure.ForwardedPanic}` : ''}`;
+      }
+      const loc = r.Failure?.Location?.FileName ? `${r.Failure.Location.FileName.replace(/^.*\/cri-tools@[^/]+\//, '')}:${r.Failure.Location.LineNumber}` : undefined;
+      out.push({ name, state: st, ...(message ? { message } : {}), ...(st === 'failed' && loc ? { location: loc } : {}), seconds: Math.round((r.RunTime ?? 0) / 1e7) / 100 });
+    }
+  }
+  return out.sort((a, b) => a.name.localeCompare(b.name));
+}
+
+function skipRegex(): string {
+  return SKIPS.map((s) => s.pattern.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('|');
+}
+
+export async function gitCommit(): Promise<string> {
+  const r = await runCommand('git', ['-C', REPO_ROOT, 'rev-parse', '--short', 'HEAD'], { timeoutMs: 10_000 }).catch(() => undefined);
+  return r?.stdout.trim() || 'unknown';
+}
+
+export async function critestVersion(): Promise<string> {
+  try {
+    return readFileSync(join(CRITEST_DIR, 'VERSION'), 'utf8').trim();
+  } catch {
+    return 'unknown';
+  }
+}
+
+/** The CNI set-up of one run: a bridge + portmap conflist in a private conf dir, Debian's plugins. */
+function cniSetup(dir: string): { confDir: string; bridge: string; network: string } {
+  const hex = randomBytes(3).toString('hex');
+  const confDir = join(dir, 'cni-conf');
+  mkdirSync(confDir, { recursive: true });
+  const network = `tsshim-critest-${hex}`;
+  const bridge = `tcri${hex}`;
+  const third = 100 + (parseInt(hex.slice(0, 2), 16) % 100);
+  writeFileSync(
+    join(confDir, '10-tsshim-critest.conflist'),
+    JSON.stringify(
+      {
+        cniVersion: '1.0.0',
+        name: network,
+        plugins: [
+          {
+            type: 'bridge',
+            bridge,
+            isGateway: true,
+            ipMasq: false,
+            hairpinMode: true,
+            ipam: { type: 'host-local', ranges: [[{ subnet: `10.${third}.${parseInt(hex.slice(2, 4), 16)}.0/24` }]], routes: [{ dst: '0.0.0.0/0' }] },
+          },
+          { type: 'portmap', capabilities: { portMappings: true } },
+        ],
+      },
+      null,
+      2,
+    ),
+  );
+  return { confDir, bridge, network };
+}
+
+interface VersionRun {
+  cd: PrivateContainerd;
+  dir: string;
+  cleanup(): Promise<void>;
+}
+
+export async function startCriContainerd(version: ContainerdVersion, log: (l: string) => void): Promise<VersionRun> {
+  const dir = join(TEST_BASE_DIR, `critest-${version}-${randomBytes(3).toString('hex')}`);
+  mkdirSync(dir, { recursive: true });
+  const runtimes: Parameters<typeof criConfig>[0] = {};
+  for (const h of HANDLERS) {
+    if (!h.toml) continue;
+    const p = join(dir, `${h.name}.toml`);
+    writeFileSync(p, h.toml());
+    runtimes[h.name] = { runtimeType: h.runtimeType, configPath: p };
+  }
+  const cni = cniSetup(dir);
+  // criConfig's CRI table, with real CNI: Debian's plugins and our conflist.
+  const doc = parseToml(criConfig(runtimes, { cniDir: join(dir, 'cni-unused') })) as Record<string, any>;
+  doc.plugins[CRI_PLUGIN_ID].cni = { bin_dir: '/usr/lib/cni', conf_dir: cni.confDir, max_conf_num: 1 };
+  const cd = await startContainerd({ name: `critest-${version}`, containerd: version, extraConfig: stringifyToml(doc) });
+  log(`[critest] containerd ${version} (${cd.binaries.containerd}) at ${cd.address}; CNI bridge ${cni.bridge}`);
+  await importCriImages(cd);
+  const archive = await buildCritestImages();
+  const r = await cd.ctr(['images', 'import', archive], { namespace: CRI_NAMESPACE, timeoutMs: 300_000 });
+  if (r.exitCode !== 0) throw new Error(`ctr images import ${archive}: ${r.stderr}`);
+  const ls = (await cd.ctr(['images', 'ls', '-q'], { namespace: CRI_NAMESPACE })).stdout.split('\n');
+  for (const n of critestImageNames()) if (!ls.includes(n)) throw new Error(`critest image ${n} missing after import`);
+  return {
+    cd,
+    dir,
+    async cleanup() {
+      await cd.stop();
+      await runCommand('ip', ['link', 'del', cni.bridge], { timeoutMs: 10_000 }).catch(() => undefined);
+      rmSync(join('/var/lib/cni/networks', cni.network), { recursive: true, force: true });
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export async function runCritest(cd: PrivateContainerd, handler: string, logFile: string, reportFile: string, focus?: string): Promise<{ seconds: number; exitCode: number }> {
+  const endpoint = `unix://${cd.address}`;
+  const args = [
+    `--runtime-endpoint=${endpoint}`,
+    `--image-endpoint=${endpoint}`,
+    `--runtime-handler=${handler}`,
+    `--ginkgo.skip=${skipRegex()}`,
+    `--ginkgo.json-report=${reportFile}`,
+    '--ginkgo.no-color',
+    '--ginkgo.seed=1', // the same spec order for every handler
+    '--ginkgo.timeout=3h',
+    ...(focus ? [`--ginkgo.focus=${focus}`] : []),
+  ];
+  const out = createWriteStream(logFile);
+  const started = Date.now();
+  const exitCode = await new Promise<number>((resolve, reject) => {
+    const child = spawn(CRITEST_BIN, args, { cwd: '/tmp', stdio: ['ignore', 'pipe', 'pipe'] });
+    child.stdout.pipe(out, { end: false });
+    child.stderr.pipe(out, { end: false });
+    child.on('error', reject);
+    child.on('close', (code, sig) => resolve(code ?? 128 + (sig ? 9 : 0)));
+  });
+  out.end();
+  return { seconds: Math.round((Date.now() - started) / 100) / 10, exitCode };
+}
+
+export function renderMarkdown(entries: RunEntry[]): string {
+  const lines: string[] = [
+    '# critest (Kubernetes CRI validation) on every handler',
+    '',
+    'Generated by `npm run critest` (test/critest/run.ts) into docs/critest.json and this page; each row is one',
+    'critest run against a private containerd\'s CRI with `--runtime-handler` set to the handler. The reference is',
+    '`runc` (io.containerd.runc.v2, that containerd\'s own containerd-shim-runc-v2).',
+    '',
+    '**The images are local builds.** No registry is reachable here: the images critest runs',
+    `(${critestImageNames().map((n) => '`' + n + '`').join(', ')}) are built from busybox-static plus small`,
+    'programs compiled with Debian\'s gcc (test/critest/images.ts; a busybox httpd where critest wants nginx/httpd)',
+    'and imported under the names critest expects. Pods get real networking (bridge + portmap CNI, Debian\'s',
+    'containernetworking-plugins).',
+    '',
+    'Skipped by name for every handler alike (`--ginkgo.skip`):',
+    '',
+    ...SKIPS.map((s) => `- \`${s.pattern}\`: ${s.reason}`),
+    '',
+    'Other skips are critest\'s own (a feature this host lacks: AppArmor, SELinux, NRI socket, ...), with its message.',
+    'Benchmark specs (which critest leaves out of validation runs) are not counted.',
+    '',
+    '| containerd | handler | passed | failed | skipped | critest run (s) | date | commit |',
+    '|---|---|---:|---:|---:|---:|---|---|',
+  ];
+  const order = (e: RunEntry) => [CONTAINERD_VERSIONS.slice().reverse().indexOf(e.containerd), HANDLERS.findIndex((h) => h.name === e.handler)];
+  const sorted = [...entries].sort((a, b) => {
+    const [x1, y1] = order(a);
+    const [x2, y2] = order(b);
+    return x1! - x2! || y1! - y2!;
+  });
+  for (const e of sorted) {
+    const h = `${e.handler}${e.standIn ? ' (stand-in delegate)' : ''}`;
+    if (e.notRun) lines.push(`| ${e.containerdVersion} | ${h} | - | - | - | - | ${e.date.slice(0, 16)} | ${e.commit} |`);
+    else lines.push(`| ${e.containerdVersion} | ${h} | ${e.passed} | ${e.failed} | ${e.skipped} | ${e.seconds} | ${e.date.slice(0, 16)} | ${e.commit} |`);
+  }
+  const notRun = sorted.filter((e) => e.notRun);
+  if (notRun.length) {
+    lines.push('', '## Not run', '');
+    for (const e of notRun) lines.push(`- containerd ${e.containerd}, ${e.handler}: ${e.notRun}`);
+  }
+  // Differences from the reference on the same containerd.
+  lines.push('', '## Differences from the reference (same containerd)', '');
+  let anyDiff = false;
+  for (const e of sorted) {
+    if (e.handler === 'runc' || e.notRun) continue;
+    const ref = sorted.find((r) => r.containerd === e.containerd && r.handler === 'runc' && !r.notRun);
+    if (!ref) continue;
+    const refState = new Map(ref.specs.map((s) => [s.name, s.state]));
+    const worse = e.specs.filter((s) => s.state === 'failed' && refState.get(s.name) === 'passed');
+    const better = e.specs.filter((s) => s.state === 'passed' && refState.get(s.name) === 'failed');
+    if (!worse.length && !better.length) continue;
+    anyDiff = true;
+    lines.push(`- containerd ${e.containerd}, **${e.handler}**: ${worse.length} failing where the reference passes${worse.length ? ` (${worse.map((s) => s.name).join('; ')})` : ''}${better.length ? `; ${better.length} passing where the reference fails` : ''}`);
+  }
+  if (!anyDiff) lines.push('None: every test the reference passes, every handler run here passes too (see the table for which ran).');
+  lines.push('', '## Failures', '');
+  let anyFail = false;
+  for (const e of sorted) {
+    const fails = e.specs.filter((s) => s.state === 'failed');
+    if (!fails.length) continue;
+    anyFail = true;
+    lines.push(`### containerd ${e.containerd}, ${e.handler}${e.standIn ? ' (stand-in delegate)' : ''}`, '');
+    for (const f of fails) {
+      const msg = (f.message ?? '').replace(/\s+/g, ' ').slice(0, 600);
+      lines.push(`- **${f.name}**${f.location ? ` (${f.location})` : ''}: ${msg.replace(/\|/g, '\\|')}`);
+    }
+    lines.push('');
+  }
+  if (!anyFail) lines.push('None.');
+  lines.push('', '## Runs', '');
+  for (const e of sorted) {
+    lines.push(`- containerd ${e.containerdVersion}, ${e.handler}: ${e.label}; ${e.critest}; ${e.notRun ? 'not run' : `${e.seconds} s`}${e.focus ? `; focus ${e.focus}` : ''}`);
+  }
+  return lines.join('\n') + '\n';
+}
+
+function loadEntries(file: string): RunEntry[] {
+  try {
+    return (JSON.parse(readFileSync(file, 'utf8')) as { runs: RunEntry[] }).runs ?? [];
+  } catch {
+    return [];
+  }
+}
+
+export function writeDocs(outDir: string, fresh: RunEntry[]): { json: string; md: string } {
+  const json = join(outDir, 'critest.json');
+  const md = join(outDir, 'critest.md');
+  const keep = loadEntries(json).filter((o) => !fresh.some((n) => n.containerd === o.containerd && n.handler === o.handler));
+  const runs = [...keep, ...fresh];
+  writeFileSync(json, JSON.stringify({ generatedBy: 'npm run critest (test/critest/run.ts)', localImages: critestImageNames(), skippedByName: SKIPS, runs }, null, 2) + '\n');
+  writeFileSync(md, renderMarkdown(runs));
+  return { json, md };
+}
+
