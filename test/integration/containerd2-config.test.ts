@@ -37,7 +37,8 @@ const HANDLERS: Array<{ entry: string; unavailable?: () => string | undefined }>
   { entry: 'tsshim-gvisor', unavailable: () => (onPath('runsc') ? undefined : 'runsc is not installed') },
   { entry: 'tsshim-youki', unavailable: () => (existsSync(join(PEERS_DIR, 'youki', 'VERSION')) && existsSync(YOUKI) ? undefined : `youki is not built (${YOUKI})`) },
   { entry: 'tsshim-kata' },
-  { entry: 'tsshim-crun', unavailable: () => 'crun 1.8.1 (Debian) cannot create containers on this host\'s hybrid cgroups (see README); its entry is checked as loaded only' },
+  { entry: 'tsshim-crun', unavailable: () => 'crun 1.8.1 (Debian) cannot create containers on this host\'s hybrid cgroups (tsshim doctor); its entry is checked as loaded only' },
+  { entry: 'tsshim-oci', unavailable: () => 'the generic oci handler\'s default binary is crun, which cannot create containers on this host\'s hybrid cgroups (tsshim doctor); its entry is checked as loaded only' },
 ];
 
 interface Ctx {
