@@ -1,5 +1,5 @@
 /** Picks the handler for a task from runtime options, the default config and annotations. */
-import fs from 'node:fs';
+import fsp from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import type { CleanupResult, HandlerConfig, HandlerContext, HandlerFactory, HandlerResolver, HandlerSelection, TaskHandler } from '../shim-api/handler.js';
@@ -44,7 +44,7 @@ export function selectConfig(sel: Pick<HandlerSelection, 'options' | 'annotation
 }
 
 export class ConfiguredResolver implements HandlerResolver {
-  private readonly instances = new Map<string, TaskHandler>();
+  private readonly instances = new Map<string, Promise<TaskHandler>>();
   private readonly factories = new Map<string, Promise<HandlerFactory>>();
 
   constructor(
@@ -64,6 +64,7 @@ export class ConfiguredResolver implements HandlerResolver {
       }
       f = def.factory();
       this.factories.set(config.type, f);
+      f.catch(() => this.factories.delete(config.type));
     }
     return f;
   }
@@ -71,14 +72,16 @@ export class ConfiguredResolver implements HandlerResolver {
   async resolve(sel: HandlerSelection): Promise<TaskHandler> {
     const cfg = selectConfig(sel, this.ctx.log);
     if (cfg.debug && this.ctx.log.level !== 'debug' && this.ctx.log.level !== 'trace') this.ctx.log.level = 'debug';
-    const factory = await this.factory(cfg.handler, cfg.source);
+    // One instance per distinct config, also when two Creates race for it (the factory loads asynchronously).
     const key = JSON.stringify(cfg.handler);
-    let handler = this.instances.get(key);
-    if (!handler) {
-      handler = factory.create(cfg.handler, this.ctx);
-      this.instances.set(key, handler);
+    let pending = this.instances.get(key);
+    if (!pending) {
+      pending = this.factory(cfg.handler, cfg.source).then((f) => f.create(cfg.handler, this.ctx));
+      this.instances.set(key, pending);
+      pending.catch(() => this.instances.delete(key)); // bad options: nothing to keep, the caller gets the error
     }
-    fs.writeFileSync(path.join(sel.bundle, BUNDLE_STATE_FILE), JSON.stringify({ handler: cfg.handler }), { mode: 0o600 });
+    const handler = await pending;
+    await fsp.writeFile(path.join(sel.bundle, BUNDLE_STATE_FILE), JSON.stringify({ handler: cfg.handler }), { mode: 0o600 });
     this.ctx.log.info({ id: sel.id, handler: cfg.handler.name, type: cfg.handler.type, source: cfg.source }, 'handler selected');
     return handler;
   }
@@ -86,7 +89,7 @@ export class ConfiguredResolver implements HandlerResolver {
   async cleanup(bundle: string, id: string): Promise<CleanupResult> {
     let config: HandlerConfig;
     try {
-      config = (JSON.parse(fs.readFileSync(path.join(bundle, BUNDLE_STATE_FILE), 'utf8')) as { handler: HandlerConfig }).handler;
+      config = (JSON.parse(await fsp.readFile(path.join(bundle, BUNDLE_STATE_FILE), 'utf8')) as { handler: HandlerConfig }).handler;
     } catch {
       config = defaultConfig().handler; // Create never got as far as choosing: clean up as the default would
     }
