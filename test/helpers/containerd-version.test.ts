@@ -5,6 +5,7 @@ import { parse as parseToml } from 'smol-toml';
 import { migrateConfigToV3, containerdRelease, criPluginIds } from './containerd-version.js';
 import { renderConfig } from './containerd.js';
 import { criConfig } from './cri.js';
+import { RUNTIME_TYPE } from '../../src/shim-api/runtime-type.js';
 
 const plain = (x: unknown) => JSON.parse(JSON.stringify(x));
 
@@ -25,7 +26,7 @@ test('migrateConfigToV3 splits the 1.x CRI table the way containerd 2 does', () 
           default_runtime_name: 'runc',
           runtimes: {
             runc: { runtime_type: 'io.containerd.runc.v2' },
-            'tsshim-runc': { runtime_type: 'io.containerd.tsshim.v2', sandbox_mode: 'podsandbox', options: { ConfigPath: '/c.toml' } },
+            'tsshim-runc': { runtime_type: RUNTIME_TYPE, sandbox_mode: 'podsandbox', options: { ConfigPath: '/c.toml' } },
           },
         },
       },
@@ -46,7 +47,7 @@ test('migrateConfigToV3 splits the 1.x CRI table the way containerd 2 does', () 
   assert.equal(rt.cni, { bin_dirs: ['/usr/lib/cni'], conf_dir: '/x/conf' });
   assert.is(rt.containerd.default_runtime_name, 'runc');
   assert.is(rt.containerd.snapshotter, undefined, 'snapshotter moved to the images plugin');
-  assert.equal(rt.containerd.runtimes['tsshim-runc'], { runtime_type: 'io.containerd.tsshim.v2', sandboxer: 'podsandbox', options: { ConfigPath: '/c.toml' } });
+  assert.equal(rt.containerd.runtimes['tsshim-runc'], { runtime_type: RUNTIME_TYPE, sandboxer: 'podsandbox', options: { ConfigPath: '/c.toml' } });
   assert.equal(v3.plugins['io.containerd.internal.v1.opt'], { path: '/o' });
   assert.is(v2.version, 2, 'input untouched');
 });

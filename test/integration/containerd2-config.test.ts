@@ -15,6 +15,7 @@ import { startContainerd, REPO_ROOT, type PrivateContainerd } from '../helpers/c
 import { containerdUnavailable, PEERS_DIR } from '../helpers/containerd-version.js';
 import { CRI_NAMESPACE, PAUSE_IMAGE, TEST_IMAGE, importCriImages, restrictOomScoreAdj } from '../helpers/cri.js';
 import { skipWithReason } from '../helpers/skip.js';
+import { RUNTIME_TYPE } from '../../src/shim-api/runtime-type.js';
 
 const { NamespaceMode, ContainerState, PodSandboxState } = criV1;
 const TSSHIM = join(REPO_ROOT, 'bin', 'tsshim');
@@ -113,7 +114,7 @@ if (why) {
       const at = dump.stdout.indexOf(`[plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.${h.entry}]`);
       assert.ok(at >= 0, `${h.entry} in containerd 2's config dump`);
       const section = dump.stdout.slice(at, dump.stdout.indexOf('ConfigPath', at) + 200);
-      assert.match(section, 'runtime_type = \'io.containerd.tsshim.v2\'', `${h.entry} runtime_type`);
+      assert.match(section, `runtime_type = '${RUNTIME_TYPE}'`, `${h.entry} runtime_type`);
       assert.match(section, 'sandboxer = \'podsandbox\'', `${h.entry} sandboxer`);
       assert.match(section, join(tmp, 'etc'), `${h.entry} ConfigPath`);
     }
