@@ -13,6 +13,7 @@ import {
   gitCommit,
   parseGinkgoReport,
   runCritest,
+  running,
   startCriContainerd,
   writeDocs,
   type RunEntry,
@@ -70,6 +71,16 @@ async function main(): Promise<number> {
       continue;
     }
     const run = await startCriContainerd(version, log);
+    // Interrupted: stop critest, then the full teardown (pods, shims, mounts, CNI), then exit.
+    // (Replaces the containerd helper's own signal handler, which only kills the daemon.)
+    for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+      process.removeAllListeners(sig);
+      process.once(sig, () => {
+        log(`[critest] ${sig}: stopping critest and tearing down containerd ${version}`);
+        running.child?.kill('SIGKILL');
+        void run.cleanup().finally(() => process.exit(130));
+      });
+    }
     try {
       const v = (await run.cd.ctr(['version'])).stdout;
       const server = /Server:[\s\S]*?Version:\s+(\S+)/.exec(v)?.[1];

@@ -18,7 +18,7 @@
 // message, the run's duration) are merged into docs/critest.json (entries keyed by version+handler,
 // each with its own date and commit) and docs/critest.md is rendered from the whole JSON.
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync, createWriteStream } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync, createWriteStream } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -159,10 +159,19 @@ function skipRegex(): string {
   return SKIPS.map((s) => s.pattern.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('|');
 }
 
+/** HEAD of the checkout; a copy of a build (no .git) may carry it in a COMMIT file. */
 export async function gitCommit(): Promise<string> {
   const r = await runCommand('git', ['-C', REPO_ROOT, 'rev-parse', '--short', 'HEAD'], { timeoutMs: 10_000 }).catch(() => undefined);
-  return r?.stdout.trim() || 'unknown';
+  if (r?.exitCode === 0 && r.stdout.trim()) return r.stdout.trim();
+  try {
+    return readFileSync(join(REPO_ROOT, 'COMMIT'), 'utf8').trim() || 'unknown';
+  } catch {
+    return 'unknown';
+  }
 }
+
+/** The critest process running now (killed when the runner is interrupted). */
+export const running: { child?: ReturnType<typeof spawn> } = {};
 
 export async function critestVersion(): Promise<string> {
   try {
@@ -205,6 +214,14 @@ function cniSetup(dir: string): { confDir: string; bridge: string; network: stri
   return { confDir, bridge, network };
 }
 
+function listNetns(): string[] {
+  try {
+    return readdirSync('/run/netns');
+  } catch {
+    return [];
+  }
+}
+
 interface VersionRun {
   cd: PrivateContainerd;
   dir: string;
@@ -222,6 +239,7 @@ export async function startCriContainerd(version: ContainerdVersion, log: (l: st
     runtimes[h.name] = { runtimeType: h.runtimeType, configPath: p };
   }
   const cni = cniSetup(dir);
+  const netnsBefore = new Set(listNetns());
   // criConfig's CRI table, with real CNI: Debian's plugins and our conflist.
   const doc = parseToml(criConfig(runtimes, { cniDir: join(dir, 'cni-unused') })) as Record<string, any>;
   doc.plugins[CRI_PLUGIN_ID].cni = { bin_dir: '/usr/lib/cni', conf_dir: cni.confDir, max_conf_num: 1 };
@@ -238,6 +256,8 @@ export async function startCriContainerd(version: ContainerdVersion, log: (l: st
     dir,
     async cleanup() {
       await cd.stop();
+      // Pod network namespaces CRI made during this run and did not remove (an interrupted run).
+      for (const ns of listNetns()) if (ns.startsWith('cni-') && !netnsBefore.has(ns)) await runCommand('ip', ['netns', 'del', ns], { timeoutMs: 10_000 }).catch(() => undefined);
       await runCommand('ip', ['link', 'del', cni.bridge], { timeoutMs: 10_000 }).catch(() => undefined);
       rmSync(join('/var/lib/cni/networks', cni.network), { recursive: true, force: true });
       rmSync(dir, { recursive: true, force: true });
@@ -262,6 +282,7 @@ export async function runCritest(cd: PrivateContainerd, handler: string, logFile
   const started = Date.now();
   const exitCode = await new Promise<number>((resolve, reject) => {
     const child = spawn(CRITEST_BIN, args, { cwd: '/tmp', stdio: ['ignore', 'pipe', 'pipe'] });
+    running.child = child;
     child.stdout.pipe(out, { end: false });
     child.stderr.pipe(out, { end: false });
     child.on('error', reject);
