@@ -17,6 +17,7 @@ import type { Operation } from '../src/shim-api/operations.js';
 import { findHandler, probeHandler, type HandlerType } from '../src/composition/registry.js';
 import { which } from '../src/composition/host.js';
 import { RUNTIME_TYPE } from '../src/shim-api/runtime-type.js';
+import { kataStandInDelegate } from '../test/helpers/containerd-version.js';
 import { gvisorProfile } from '../src/handlers/gvisor/profile.js';
 import { makeBundle } from '../test/helpers/bundle.js';
 import { REPO_ROOT, runCommand } from '../test/helpers/proc.js';
@@ -161,7 +162,8 @@ export const COLUMNS: Readonly<Record<ColumnId, Column>> = Object.freeze({
     header: 'kata (delegate stand-in: containerd-shim-runc-v2)',
     runtimeType: TSSHIM_RUNTIME,
     handler: 'kata',
-    handlerToml: 'handler = "kata"\nname = "conformance-kata-standin"\n\n[options]\nshim = "containerd-shim-runc-v2"\n',
+    // On containerd 2.x the stand-in is 1.6's runc shim (kataStandInDelegate says why).
+    handlerToml: `handler = "kata"\nname = "conformance-kata-standin"\n\n[options]\nshim = ${JSON.stringify(kataStandInDelegate())}\n`,
     checkpointEngine: 'criu',
     hostPidNamespaceJoinable: true,
     // The stand-in delegate (runc-v2) runs the container on the host kernel; real Kata would be 'vm'.

@@ -24,7 +24,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { parse as parseToml, stringify as stringifyToml } from 'smol-toml';
 import { startContainerd, TEST_BASE_DIR, type PrivateContainerd } from '../helpers/containerd.js';
-import { CONTAINERD_VERSIONS, containerdUnavailable, peerVersionStamp, PEERS_DIR, type ContainerdVersion } from '../helpers/containerd-version.js';
+import { CONTAINERD_VERSIONS, kataStandInDelegate, PEERS_DIR, type ContainerdVersion } from '../helpers/containerd-version.js';
 import { CRI_NAMESPACE, CRI_PLUGIN_ID, RUNC_RUNTIME_TYPE, TSSHIM_RUNTIME_TYPE, criConfig, importCriImages } from '../helpers/cri.js';
 import { REPO_ROOT, runCommand } from '../helpers/proc.js';
 import { buildCritestImages, critestImageNames } from './images.js';
@@ -48,7 +48,7 @@ export interface HandlerDef {
   label: string;
   standIn?: boolean;
   /** tsshim handler TOML (ConfigPath); none for the reference. */
-  toml?: () => string;
+  toml?: (version: ContainerdVersion) => string;
   unavailable?: () => string | undefined;
 }
 
@@ -76,9 +76,10 @@ export const HANDLERS: HandlerDef[] = [
   {
     name: 'tsshim-kata',
     runtimeType: TSSHIM_RUNTIME_TYPE,
-    label: 'tsshim, kata handler, STAND-IN delegate containerd-shim-runc-v2 (not Kata: no VM here)',
+    label: 'tsshim, kata handler, STAND-IN delegate containerd-shim-runc-v2 (not Kata: no VM here; on containerd 2.x the 1.6 build, see kataStandInDelegate)',
     standIn: true,
-    toml: () => 'handler = "kata"\nname = "tsshim-kata"\n\n[options]\n# stand-in delegate: real Kata (containerd-shim-kata-v2) is not installable here\nshim = "containerd-shim-runc-v2"\n',
+    toml: (version) =>
+      `handler = "kata"\nname = "tsshim-kata"\n\n[options]\n# stand-in delegate: real Kata (containerd-shim-kata-v2) is not installable here\nshim = ${JSON.stringify(kataStandInDelegate(version))}\n`,
   },
 ];
 
@@ -235,7 +236,7 @@ export async function startCriContainerd(version: ContainerdVersion, log: (l: st
   for (const h of HANDLERS) {
     if (!h.toml) continue;
     const p = join(dir, `${h.name}.toml`);
-    writeFileSync(p, h.toml());
+    writeFileSync(p, h.toml(version));
     runtimes[h.name] = { runtimeType: h.runtimeType, configPath: p };
   }
   const cni = cniSetup(dir);

@@ -192,3 +192,15 @@ export function criPluginIds(version: ContainerdVersion): string[] {
 export function stripCtrDeprecationNotices(stderr: string): string {
   return stderr.replace(/^time="[^"\n]*" level=warning msg="DEPRECATION: [^\n]*\n?/gm, '');
 }
+
+/**
+ * The shim binary the kata handler's stand-in delegate runs under a given containerd (no Kata
+ * here). On 1.6/1.7: that version's own containerd-shim-runc-v2 (by name, from its PATH). On 2.x:
+ * Debian's 1.6 containerd-shim-runc-v2, because a shim built against containerd >= 2.3's pkg/shim
+ * (2.x's own runc shim) accepts only the new start bootstrap (BootstrapParams on stdin, a protobuf
+ * BootstrapResult answer, task API v3), which the kata handler's delegate client does not speak;
+ * Kata 3.x's own shim speaks the legacy bootstrap, as this one does (docs/containerd-versions.md).
+ */
+export function kataStandInDelegate(version: ContainerdVersion = selectedContainerd()): string {
+  return version === '2' ? containerdRelease('1.6').shimRunc : 'containerd-shim-runc-v2';
+}

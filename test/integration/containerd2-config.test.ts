@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { connectCri, criV1, type CriClient } from '../../src/client/cri.js';
 import { startContainerd, REPO_ROOT, type PrivateContainerd } from '../helpers/containerd.js';
-import { containerdUnavailable, PEERS_DIR } from '../helpers/containerd-version.js';
+import { containerdUnavailable, kataStandInDelegate, PEERS_DIR } from '../helpers/containerd-version.js';
 import { CRI_NAMESPACE, PAUSE_IMAGE, TEST_IMAGE, importCriImages, restrictOomScoreAdj } from '../helpers/cri.js';
 import { skipWithReason } from '../helpers/skip.js';
 import { RUNTIME_TYPE } from '../../src/shim-api/runtime-type.js';
@@ -20,14 +20,8 @@ import { RUNTIME_TYPE } from '../../src/shim-api/runtime-type.js';
 const { NamespaceMode, ContainerState, PodSandboxState } = criV1;
 const TSSHIM = join(REPO_ROOT, 'bin', 'tsshim');
 const YOUKI = join(PEERS_DIR, 'youki', 'bin', 'youki');
-/**
- * The kata column's stand-in delegate on containerd 2.x: Debian's 1.6 containerd-shim-runc-v2. A
- * shim built against containerd >= 2.3's pkg/shim (2.x's own runc shim) requires the new start
- * bootstrap (BootstrapParams on stdin, a protobuf BootstrapResult, task API v3 only), which the
- * kata handler's delegate client does not speak yet (docs/containerd-versions.md); Kata 3.x's shim
- * speaks the legacy bootstrap, as this one does.
- */
-const KATA_STANDIN = '/usr/bin/containerd-shim-runc-v2';
+/** The kata stand-in delegate on 2.x (containerd-version.ts says why it is 1.6's runc shim). */
+const KATA_STANDIN = kataStandInDelegate('2');
 
 const onPath = (bin: string) => (process.env.PATH ?? '').split(':').some((d) => d && existsSync(join(d, bin)));
 
