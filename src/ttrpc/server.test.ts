@@ -351,5 +351,95 @@ test('listen({fd}) on an inherited listening socket (fd 3, as containerd passes 
   assert.is(code, 0);
 });
 
+test('backpressure: a peer that never reads its answers stops being read; reading resumes once it reads', async () => {
+  const p = sockPath();
+  let handled = 0;
+  const s = new Server();
+  s.register('test.Echo', { Echo: async (b) => { handled++; return b; } });
+  await s.listen(p);
+  const raw = await RawConn.open(p);
+  raw.socket.pause(); // never read the answers
+  const payload = new Uint8Array(256 << 10);
+  let id = 1;
+  let written = 0;
+  // Write until our own socket refuses more (the server stopped reading), at most 256 MiB.
+  while (written < (256 << 20)) {
+    const ok = raw.socket.write(reqFrame(id, 'test.Echo', 'Echo', payload));
+    id += 2;
+    written += payload.length;
+    if (!ok) {
+      const drained = await Promise.race([new Promise((r) => raw.socket.once('drain', () => r(true))), sleep(1000).then(() => false)]);
+      if (!drained) break;
+    }
+  }
+  const sent = (id - 1) / 2;
+  assert.ok(written < (256 << 20), 'the server stopped reading: our writes stalled');
+  await sleep(300);
+  const stalledAt = handled;
+  await sleep(500);
+  assert.is(handled, stalledAt, 'no request handled while the answers are not read');
+  assert.ok(handled < sent, `server holds back (${handled} of ${sent} handled)`);
+  raw.socket.resume(); // read everything: the rest is handled and answered
+  await raw.waitFrames(sent, 30_000);
+  assert.is(handled, sent);
+  raw.destroy();
+  await s.close();
+});
+
+test('maxInFlight: at the limit the connection is not read until a call finishes', async () => {
+  const p = sockPath();
+  const started: number[] = [];
+  const release: Array<() => void> = [];
+  const s = new Server({ maxInFlight: 2 });
+  s.register('test.Echo', { Wait: async (b) => { started.push(b[0]!); await new Promise<void>((r) => release.push(r)); return b; } });
+  await s.listen(p);
+  const raw = await RawConn.open(p);
+  for (let i = 0; i < 4; i++) raw.write(reqFrame(2 * i + 1, 'test.Echo', 'Wait', new Uint8Array([i])));
+  await sleep(200);
+  assert.equal(started, [0, 1], 'two calls in flight, the others not read yet');
+  release.shift()!();
+  await raw.waitFrames(1);
+  await sleep(100);
+  assert.equal(started, [0, 1, 2]);
+  while (release.length) release.shift()!();
+  await sleep(100);
+  while (release.length) release.shift()!();
+  await raw.waitFrames(4);
+  assert.equal(started, [0, 1, 2, 3]);
+  raw.destroy();
+  await s.close();
+});
+
+test('maxInFlightBytes: payloads held by running calls bound what is read', async () => {
+  const p = sockPath();
+  let started = 0;
+  const release: Array<() => void> = [];
+  const s = new Server({ maxInFlightBytes: 100_000 });
+  s.register('test.Echo', { Hold: async () => { started++; await new Promise<void>((r) => release.push(r)); return undefined; } });
+  await s.listen(p);
+  const raw = await RawConn.open(p);
+  for (let i = 0; i < 10; i++) raw.write(reqFrame(2 * i + 1, 'test.Echo', 'Hold', new Uint8Array(60_000)));
+  await sleep(300);
+  assert.ok(started >= 2 && started <= 4, `reading paused past the byte limit (${started} started)`);
+  while (started < 10 || release.length) { while (release.length) release.shift()!(); await sleep(20); }
+  await raw.waitFrames(10);
+  raw.destroy();
+  await s.close();
+});
+
+test('errors never echo unbounded request data: a 1 MiB method name is cut', async () => {
+  const p = sockPath();
+  const s = makeServer();
+  await s.listen(p);
+  const c = await Client.connect(p);
+  const long = 'm'.repeat(1 << 20);
+  const err = await rejectsWith(c.call('test.Echo', long, new Uint8Array()), Code.Unimplemented, /\(1048576 characters\)/);
+  assert.ok(err.message.length < 400, `message of ${err.message.length} characters`);
+  const err2 = await rejectsWith(c.call(long, 'X', new Uint8Array()), Code.Unimplemented);
+  assert.ok(err2.message.length < 400);
+  c.close();
+  await s.close();
+});
+
 test.after(() => tmp.remove());
 test.run();

@@ -26,6 +26,26 @@ export interface ServerOptions {
   authorize?: (socket: net.Socket) => void | Promise<void>;
   /** Diagnostics for errors that do not reach a caller (where: 'listen', 'authorize', 'socket', 'connection'). */
   onError?: (err: unknown, where: string) => void;
+  /**
+   * Requests of one connection being handled at once (default 4096). At the limit the server
+   * stops reading that connection until one is answered. Long calls (Wait) count, so keep it
+   * well above the number of processes a client may wait for.
+   */
+  maxInFlight?: number;
+  /** Request payload bytes held by one connection's in-flight calls before reading pauses (default 64 MiB). */
+  maxInFlightBytes?: number;
+}
+
+/** Defaults of the per-connection limits (see ServerOptions). */
+export const SERVER_LIMITS = { maxInFlight: 4096, maxInFlightBytes: 64 << 20 } as const;
+
+/** Longest piece of request data (service or method name) echoed in an error message. */
+export const MAX_ECHO = 128;
+
+/** `s` JSON-quoted, cut to MAX_ECHO characters with the original length noted. */
+export function echo(s: string): string {
+  if (s.length <= MAX_ECHO) return JSON.stringify(s);
+  return `${JSON.stringify(s.slice(0, MAX_ECHO))}... (${s.length} characters)`;
 }
 
 /** Largest delay setTimeout accepts; longer deadlines are reported but not timed. */
@@ -41,6 +61,8 @@ function isDisconnectError(err: unknown): boolean {
 class Call implements RequestContext {
   readonly metadata: Metadata;
   deadline?: number;
+  /** Request payload size, counted against the connection's maxInFlightBytes. */
+  bytes = 0;
   done = false;
   timer: NodeJS.Timeout | undefined = undefined;
   #ctl: AbortController | undefined = undefined;
@@ -76,22 +98,36 @@ class Call implements RequestContext {
 
 function expire(call: Call): void { call.conn.expire(call); }
 
-/** Server side of one connection. */
+interface ConnLimits { maxMessageSize: number; maxInFlight: number; maxInFlightBytes: number }
+
+/**
+ * Server side of one connection. Flow control: reading pauses while the peer does not read our
+ * answers (write() returned false, until 'drain'), while maxInFlight calls are being handled, or
+ * while their request payloads hold more than maxInFlightBytes; it resumes when all clear. With
+ * reading paused, the kernel's socket buffer fills and the peer's writes block: memory per
+ * connection stays bounded by the limits plus one partial frame (maxMessageSize).
+ */
 class Conn {
   readonly decoder: FrameDecoder;
   readonly calls = new Set<Call>();
+  readonly maxMessageSize: number;
   lastStreamId = 0;
   draining = false;
+  inFlightBytes = 0;
+  writeBlocked = false;
+  paused = false;
 
   constructor(
     readonly socket: net.Socket,
     readonly services: Map<string, Map<string, UnaryHandler>>,
-    readonly maxMessageSize: number,
+    readonly limits: ConnLimits,
     readonly report: (err: unknown, where: string) => void,
     onClose: (conn: Conn) => void,
   ) {
-    this.decoder = new FrameDecoder(maxMessageSize);
+    this.maxMessageSize = limits.maxMessageSize;
+    this.decoder = new FrameDecoder(limits.maxMessageSize);
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('drain', () => { this.writeBlocked = false; this.flow(); });
     socket.on('error', (err) => { if (!isDisconnectError(err)) report(err, 'socket'); });
     socket.on('close', () => {
       const reason = new TtrpcError(Code.Canceled, 'ttrpc: connection closed');
@@ -101,17 +137,48 @@ class Conn {
         call.abort(reason);
       }
       this.calls.clear();
+      this.backlog = [];
       onClose(this);
     });
   }
 
+  /** Pause or resume reading according to the flow-control conditions. */
+  flow(): void {
+    const stop = this.writeBlocked || this.calls.size >= this.limits.maxInFlight || this.inFlightBytes > this.limits.maxInFlightBytes;
+    if (stop === this.paused || this.socket.destroyed) return;
+    this.paused = stop;
+    if (stop) { this.socket.pause(); return; }
+    if (this.backlog.length > 0) this.pump();
+    if (!this.paused) this.socket.resume();
+  }
+
+  /** Frames decoded but not yet dispatched because reading paused mid-chunk (at most one chunk's worth). */
+  backlog: Frame[] = [];
+  #pumping = false;
+
   onData(chunk: Buffer): void {
     try {
       const frames = this.decoder.push(chunk);
-      for (let i = 0; i < frames.length; i++) this.onFrame(frames[i]);
+      if (frames.length === 0) return;
+      if (this.backlog.length === 0) this.backlog = frames; else this.backlog.push(...frames);
+      this.pump();
     } catch (err) {
       this.report(err, 'connection');
       this.socket.destroy();
+    }
+  }
+
+  /** Dispatch queued frames in order until the backlog is empty or flow control pauses. */
+  pump(): void {
+    if (this.#pumping) return;
+    this.#pumping = true;
+    try {
+      let i = 0;
+      const q = this.backlog;
+      while (i < q.length && !this.paused && !this.socket.destroyed) this.onFrame(q[i++]!);
+      this.backlog = i === q.length ? [] : q.slice(i);
+    } finally {
+      this.#pumping = false;
     }
   }
 
@@ -146,8 +213,8 @@ class Conn {
     const handler = methods?.get(req.method);
     if (handler === undefined) {
       this.sendStatus(id, Code.Unimplemented, methods === undefined
-        ? `ttrpc: unknown service ${JSON.stringify(req.service)} (method ${JSON.stringify(req.method)})`
-        : `ttrpc: unknown method ${JSON.stringify(req.method)} of service ${JSON.stringify(req.service)}`);
+        ? `ttrpc: unknown service ${echo(req.service)} (method ${echo(req.method)})`
+        : `ttrpc: unknown method ${echo(req.method)} of service ${echo(req.service)}`);
       return;
     }
     const md: Metadata = req.metadata.length ? pairsToMetadata(req.metadata) : new Map();
@@ -164,7 +231,10 @@ class Conn {
         call.timer.unref();
       }
     }
+    call.bytes = f.payload.length;
     this.calls.add(call);
+    this.inFlightBytes += call.bytes;
+    this.flow();
     let result: Promise<Uint8Array | undefined>;
     try {
       result = handler(req.payload, call);
@@ -181,6 +251,8 @@ class Conn {
     call.done = true;
     if (call.timer) clearTimeout(call.timer);
     this.calls.delete(call);
+    this.inFlightBytes -= call.bytes;
+    this.flow();
     return true;
   }
 
@@ -228,7 +300,11 @@ class Conn {
         payload: EMPTY_RESPONSE.payload,
       }, HEADER_LENGTH);
     }
-    this.socket.write(sealFrame(buf, streamId, MESSAGE_TYPE.Response, 0));
+    if (!this.socket.write(sealFrame(buf, streamId, MESSAGE_TYPE.Response, 0)) && !this.writeBlocked) {
+      // The peer is not reading our answers: stop reading its requests until it catches up.
+      this.writeBlocked = true;
+      this.flow();
+    }
   }
 
   /** Graceful close: flush what was written, then close. */
@@ -247,7 +323,7 @@ export class Server extends EventEmitter {
   readonly #listeners = new Set<net.Server>();
   readonly #conns = new Set<Conn>();
   readonly #authorizing = new Set<net.Socket>();
-  readonly #maxMessageSize: number;
+  readonly #limits: ConnLimits;
   readonly #authorize: ServerOptions['authorize'];
   readonly #onError: ServerOptions['onError'];
   #closing = false;
@@ -255,7 +331,11 @@ export class Server extends EventEmitter {
 
   constructor(opts: ServerOptions = {}) {
     super();
-    this.#maxMessageSize = opts.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE;
+    this.#limits = {
+      maxMessageSize: opts.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE,
+      maxInFlight: Math.max(1, opts.maxInFlight ?? SERVER_LIMITS.maxInFlight),
+      maxInFlightBytes: opts.maxInFlightBytes ?? SERVER_LIMITS.maxInFlightBytes,
+    };
     this.#authorize = opts.authorize;
     this.#onError = opts.onError;
   }
@@ -306,7 +386,7 @@ export class Server extends EventEmitter {
   }
 
   #accept(socket: net.Socket): void {
-    const conn = new Conn(socket, this.#services, this.#maxMessageSize, (e, w) => this.#report(e, w), (c) => {
+    const conn = new Conn(socket, this.#services, this.#limits, (e, w) => this.#report(e, w), (c) => {
       this.#conns.delete(c);
       this.emit('disconnect', socket);
       if (this.#conns.size === 0) {
