@@ -4,7 +4,7 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import type { CleanupResult, HandlerConfig, HandlerContext, HandlerFactory, HandlerResolver, HandlerSelection, TaskHandler } from '../shim-api/handler.js';
 import type { HandlerDefinition } from '../shim-api/definition.js';
-import { failedPrecondition } from '../shim-api/errors.js';
+import { failedPrecondition, invalidArgument } from '../shim-api/errors.js';
 import { runcOptions, runtimeOptions, TYPE_URL, unpackAny } from '../shim-api/pb.js';
 import { defaultConfig, loadConfigFile, parseConfig, HANDLER_ANNOTATION, type ShimConfig } from './config.js';
 
@@ -17,7 +17,10 @@ export function selectConfig(sel: Pick<HandlerSelection, 'options' | 'annotation
   const ro = unpackAny(sel.options, TYPE_URL.RuntimeOptions, runtimeOptions.Options);
   if (ro) {
     if (ro.configBody && ro.configBody.length > 0) cfg = parseConfig(Buffer.from(ro.configBody).toString('utf8'), 'runtime options ConfigBody');
-    else if (ro.configPath) cfg = loadConfigFile(ro.configPath);
+    else if (ro.configPath) {
+      if (!path.isAbsolute(ro.configPath)) throw invalidArgument(`runtime options ConfigPath must be an absolute path, got ${JSON.stringify(ro.configPath)}`);
+      cfg = loadConfigFile(ro.configPath);
+    }
   }
   const rc = cfg ? undefined : unpackAny(sel.options, TYPE_URL.RuncOptions, runcOptions.Options);
   if (rc) {

@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { Client, Code, TtrpcError } from '../../src/ttrpc/index.js';
-import { task, SERVICE, Status, TYPE_URL } from '../../src/shim-api/pb.js';
+import { task, SERVICE, Status, TYPE_URL, packAny, runtimeOptions } from '../../src/shim-api/pb.js';
 import { makeBundle } from '../helpers/bundle.js';
 import { REPO_ROOT, waitFor, isAlive } from '../helpers/proc.js';
 import { mkfifo } from '../../src/sys/libc.js';
@@ -239,5 +239,15 @@ both(
     assert.is(ts.initStatus, runc.initStatus);
   },
 );
+
+t('[tsshim] runtime options ConfigPath must be absolute: InvalidArgument, nothing created', async (ctx) => {
+  const id = idFor('tsshim', 'cp');
+  const { client, bundle, shimPid } = await serve(ctx, 'tsshim', id);
+  const options = packAny(TYPE_URL.RuntimeOptions, runtimeOptions.Options, runtimeOptions.Options.fromPartial({ configPath: 'etc/tsshim.toml' }));
+  const r = await outcome(call(client, 'Create', task.CreateTaskRequest, { id, bundle, options }), id, true);
+  assert.match(r, /^InvalidArgument: .*ConfigPath must be an absolute path/);
+  assert.is(await outcome(state(client, id), id), 'NotFound');
+  await finish(client, id, shimPid);
+});
 
 t.run();

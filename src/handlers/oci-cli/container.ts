@@ -2,15 +2,35 @@
  * What an OCI task handler keeps per container, how it is built from a Create request,
  * and running the runtime with a console socket.
  */
+import type { Logger } from 'pino';
+import type { EventPublisher } from '../../shim-api/events.js';
 import type { OciSpec } from '../../shim-api/spec.js';
-import { runcOptions, TYPE_URL, unpackAny, type task } from '../../shim-api/pb.js';
+import { packAny, runcOptions, Status, timestampFromDate, TYPE_URL, unpackAny, ZERO_TIME, type task } from '../../shim-api/pb.js';
+import type { ProcessState } from '../../shim-api/lifecycle.js';
 import { OciCliDriver, type DriverConfig } from './driver.js';
 import type { RuntimeProfile } from './profile.js';
 import type { CommandRunner } from './runner.js';
 import { Proc } from './process.js';
-import type { ProcessIO } from './stdio.js';
-import type { CgroupRef } from './cgroups/locate.js';
-import type { OomWatcher } from './cgroups/oom.js';
+import type { ProcessIO, StdioContext } from './stdio.js';
+import { cgroupOfPid, type CgroupRef } from './cgroups/locate.js';
+import { OomWatcher } from './cgroups/oom.js';
+import type { ExitSource } from './exits.js';
+
+/** What the composition root hands an OCI-CLI handler. */
+export interface OciHandlerDeps {
+  name: string;
+  profile: RuntimeProfile;
+  /** binary/root/global-flag overrides from the handler config */
+  driver: Omit<DriverConfig, 'profile' | 'namespace' | 'bundle'>;
+  namespace: string;
+  publisher: EventPublisher;
+  log: Logger;
+  run: CommandRunner;
+  exits: ExitSource;
+  spawn: StdioContext['spawn'];
+  mountAll: (mounts: Array<{ type: string; source: string; target?: string; options: string[] }>, rootfs: string) => Promise<void>;
+  unmountAll: (target: string) => Promise<void>;
+}
 
 export interface Container {
   id: string;
@@ -87,4 +107,43 @@ export async function withConsole<T>(io: ProcessIO, fn: (consoleSocket?: string)
   const { fd } = await received;
   io.attachConsole(fd);
   return r;
+}
+
+const stateToStatus: Record<ProcessState, Status> = {
+  created: Status.CREATED,
+  running: Status.RUNNING,
+  pausing: Status.PAUSING,
+  paused: Status.PAUSED,
+  stopped: Status.STOPPED,
+  deleted: Status.STOPPED,
+};
+
+/** The State answer for a process of `c`. */
+export function stateResponse(c: Container, p: Proc): task.StateResponse {
+  const { stdin, stdout, stderr, terminal } = p.stdio;
+  const exitedAt = p.exit ? timestampFromDate(p.exit.exitedAt) : ZERO_TIME;
+  return { id: p.execId || c.id, bundle: c.bundle, pid: p.pid, status: stateToStatus[p.state], stdin, stdout, stderr, terminal, exitStatus: p.exit?.status ?? 0, exitedAt, execId: '' };
+}
+
+/** The Pids answer: the runtime's pids, the execs' marked with their exec id (runc's ProcessDetails). */
+export function pidsResponse(c: Container, pids: number[]): task.PidsResponse {
+  const execByPid = new Map<number, string>();
+  for (const e of c.execs.values()) if (e.pid) execByPid.set(e.pid, e.execId);
+  return {
+    processes: pids.map((pid) => {
+      const execId = execByPid.get(pid);
+      return { pid, info: execId ? packAny(TYPE_URL.RuncProcessDetails, runcOptions.ProcessDetails, { execId }) : undefined };
+    }),
+  };
+}
+
+/** Find the init's cgroup and watch it for OOM kills (once; none when the init is gone). */
+export function watchCgroup(c: Container, onOom: () => void): void {
+  if (!c.init.pid || c.oom) return;
+  try {
+    c.cgroup = cgroupOfPid(c.init.pid);
+    c.oom = new OomWatcher(c.cgroup, onOom);
+  } catch {
+    /* no cgroup (yet, or any more): Stats answers NotFound, no OOM events */
+  }
 }

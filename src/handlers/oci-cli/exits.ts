@@ -6,7 +6,9 @@
  * to create a pid subscribes first: exits of pids nobody knows are kept in every open
  * subscription and claimed when the pid is registered (docs/adr/0011).
  */
+import type { Logger } from 'pino';
 import type { Proc, ExitInfo } from './process.js';
+import type { Container } from './container.js';
 
 export interface ExitEvent {
   pid: number;
@@ -88,4 +90,20 @@ export class ExitTracker {
       seen.set(e.pid, info);
     }
   }
+}
+
+/**
+ * Backends whose pid file names a shared sandbox (runsc) report each container's exit through
+ * `<runtime> wait`. When that fails for a sub-container, nothing else will: report 255.
+ */
+export function exitByWait(c: Container, exited: (e: ExitInfo) => void, log: Logger): void {
+  c.driver.wait(c.id).then(
+    (status) => exited({ status, exitedAt: new Date() }),
+    (err: Error) => {
+      if (c.init.exit) return;
+      log.warn({ container: c.id, err: err.message }, 'wait failed');
+      // The sandbox root is also reaped as our child; a sub-container has no other witness.
+      if (c.stdioAtStart) exited({ status: 255, exitedAt: new Date() });
+    },
+  );
 }

@@ -6,63 +6,34 @@
  * undone when it fails; the task service runs one operation per task at a time
  * (docs/adr/0011-authoritative-lifecycle.md). Exits: exits.ts; events: task-events.ts.
  */
-import fs from 'node:fs/promises';
-import path from 'node:path';
-import type { Logger } from 'pino';
 import type { TaskHandler } from '../../shim-api/handler.js';
-import type { EventPublisher } from '../../shim-api/events.js';
 import { ShimError, failedPrecondition, invalidArgument, notFound, unimplemented } from '../../shim-api/errors.js';
 import { readSpec } from '../../shim-api/spec.js';
-import { packAny, runcOptions, task, timestampFromDate, Status, TYPE_URL, ZERO_TIME } from '../../shim-api/pb.js';
-import type { ProcessState } from '../../shim-api/lifecycle.js';
-import type { DriverConfig } from './driver.js';
-import type { RuntimeProfile } from './profile.js';
-import type { CommandRunner } from './runner.js';
+import { task, timestampFromDate, ZERO_TIME } from '../../shim-api/pb.js';
 import { Proc, type ExitInfo } from './process.js';
-import { ProcessIO, type StdioContext } from './stdio.js';
-import { cgroupOfPid, OomWatcher, readMetrics } from './cgroups.js';
-import { ExitTracker, type ExitSource, type ExitSubscription } from './exits.js';
+import type { StdioContext } from './stdio.js';
+import { cgroupOfPid, readMetrics } from './cgroups.js';
+import { ExitTracker, exitByWait } from './exits.js';
 import { TaskEvents } from './task-events.js';
 import { checkpointTask } from './checkpoint.js';
-import { newContainer, withConsole, type Container } from './container.js';
+import { newContainer, pidsResponse, stateResponse, watchCgroup, type Container, type OciHandlerDeps } from './container.js';
+import { createInit, restoreInit, startExec, startInit, unmountRootfs, type LaunchDeps } from './launch.js';
 
 export type { ExitSource } from './exits.js';
-
-/** What the composition root hands an OCI-CLI handler. */
-export interface OciHandlerDeps {
-  name: string;
-  profile: RuntimeProfile;
-  /** binary/root/global-flag overrides from the handler config */
-  driver: Omit<DriverConfig, 'profile' | 'namespace' | 'bundle'>;
-  namespace: string;
-  publisher: EventPublisher;
-  log: Logger;
-  run: CommandRunner;
-  exits: ExitSource;
-  spawn: StdioContext['spawn'];
-  mountAll: (mounts: Array<{ type: string; source: string; target?: string; options: string[] }>, rootfs: string) => Promise<void>;
-  unmountAll: (target: string) => Promise<void>;
-}
-
-const stateToStatus: Record<ProcessState, Status> = {
-  created: Status.CREATED,
-  running: Status.RUNNING,
-  pausing: Status.PAUSING,
-  paused: Status.PAUSED,
-  stopped: Status.STOPPED,
-  deleted: Status.STOPPED,
-};
+export type { OciHandlerDeps } from './container.js';
 
 export class OciTaskHandler implements TaskHandler {
   readonly name: string;
   private readonly containers = new Map<string, Container>();
   private readonly events: TaskEvents;
   private readonly exits: ExitTracker;
+  private readonly launch: LaunchDeps;
 
   constructor(private readonly deps: OciHandlerDeps) {
     this.name = deps.name;
     this.events = new TaskEvents(deps.publisher);
     this.exits = new ExitTracker(deps.exits, (p, e) => this.exited(p, e));
+    this.launch = { ...deps, stdio: (c) => this.stdioContext(c) };
   }
 
   private container(id: string): Container {
@@ -107,41 +78,12 @@ export class OciTaskHandler implements TaskHandler {
     this.events.exit(p, e);
   }
 
-  /** The init runs: find its cgroup and watch it for OOM kills (ADR 0004). */
+  /** The init runs: watch its cgroup for OOM kills (ADR 0004). */
   private watchCgroup(c: Container): void {
-    if (!c.init.pid || c.oom) return;
-    try {
-      c.cgroup = cgroupOfPid(c.init.pid);
-      c.oom = new OomWatcher(c.cgroup, () => {
-        this.deps.log.info({ container: c.id }, 'OOM kill in container cgroup');
-        this.events.oom(c.id);
-      });
-    } catch {
-      /* no cgroup (yet, or any more): Stats answers NotFound, no OOM events */
-    }
-  }
-
-  /** Backends whose pid file names a shared sandbox report each container's exit through `wait`. */
-  private watchExit(c: Container): void {
-    c.driver.wait(c.id).then(
-      (status) => this.exited(c.init, { status, exitedAt: new Date() }),
-      (err: Error) => {
-        if (c.init.exit) return;
-        this.deps.log.warn({ container: c.id, err: err.message }, 'wait failed');
-        // The sandbox root is also reaped as our child; a sub-container has no other witness.
-        if (c.stdioAtStart) this.exited(c.init, { status: 255, exitedAt: new Date() });
-      },
-    );
-  }
-
-  private async unmount(c: Container): Promise<void> {
-    if (!c.mounted) return;
-    const rootfs = path.join(c.bundle, 'rootfs');
-    try {
-      await this.deps.unmountAll(rootfs);
-    } catch (err) {
-      this.deps.log.warn({ rootfs, err: (err as Error).message }, 'unmount failed');
-    }
+    watchCgroup(c, () => {
+      this.deps.log.info({ container: c.id }, 'OOM kill in container cgroup');
+      this.events.oom(c.id);
+    });
   }
 
   // ---------- task API ----------
@@ -149,40 +91,19 @@ export class OciTaskHandler implements TaskHandler {
   async create(req: task.CreateTaskRequest): Promise<task.CreateTaskResponse> {
     if (this.containers.has(req.id)) throw new ShimError('AlreadyExists', `container ${req.id}: already exists`);
     const c = newContainer(req, await readSpec(req.bundle), this.deps);
-    const { driver, init } = c;
-    const rootfs = path.join(req.bundle, 'rootfs');
+    const init = c.init;
     // Exits from here on are kept until the init's pid is known (a runtime wrapper may kill it
     // right after `create`), and held until /tasks/create is out (runc-v2 1.7's preStart).
     const sub = this.exits.subscribe();
     init.hold();
     try {
-      if (req.rootfs.length > 0) {
-        await fs.mkdir(rootfs, { recursive: true, mode: 0o711 });
-        await this.deps.mountAll(req.rootfs, rootfs);
-        c.mounted = true;
-      }
-      const io = (init.io = await ProcessIO.open(init.stdio, this.stdioContext(c)));
-      const createOpts = { pidFile: path.join(req.bundle, 'init.pid'), noPivot: c.noPivot, noNewKeyring: c.noNewKeyring };
-      if (req.checkpoint) {
-        // Nothing runs until Start, which restores; the runtime must be able to.
-        if (!this.deps.profile.supports.has('restore')) throw unimplemented(`${this.deps.profile.name} does not support restore`);
-        c.restoreFrom = { imagePath: req.checkpoint, noPivot: c.noPivot };
-      } else if (c.stdioAtStart) {
-        init.pid = await driver.create(req.id, createOpts); // stdio goes to `start`
-      } else {
-        init.pid = await withConsole(io, (consoleSocket) => driver.create(req.id, { ...createOpts, consoleSocket, stdio: io.childFds }));
-      }
-    } catch (err) {
+      await createInit(c, req, this.launch);
+      this.containers.set(c.id, c);
+      // A sub-container's pid file names the pod's sandbox: only `wait` can tell its exit.
+      if (!c.stdioAtStart) this.exits.track(init.pid, init, sub);
+    } finally {
       sub.end();
-      await init.io?.close(0);
-      await driver.delete(req.id, { force: true }).catch(() => undefined);
-      await this.unmount(c);
-      throw err;
     }
-    this.containers.set(c.id, c);
-    // A sub-container's pid file names the pod's sandbox: only `wait` can tell its exit.
-    if (!c.stdioAtStart) this.exits.track(init.pid, init, sub);
-    sub.end();
     this.watchCgroup(c);
     this.events.create(req, init.pid);
     this.release(init);
@@ -196,14 +117,16 @@ export class OciTaskHandler implements TaskHandler {
     p.hold();
     try {
       if (p.isInit && c.restoreFrom) {
-        await this.restore(c, p, sub);
+        await restoreInit(c, p);
+        this.exits.track(p.pid, p, sub);
+        this.watchCgroup(c);
       } else if (p.isInit) {
-        await c.driver.start(c.id, c.stdioAtStart ? { stdio: p.io!.childFds } : {});
-        if (c.stdioAtStart) p.io!.closeChildEnds();
+        await startInit(c, p);
         // runsc refuses `wait` before start; a root container's fast exit is still reaped.
-        if (this.deps.profile.exitMonitor === 'wait') this.watchExit(c);
+        if (this.deps.profile.exitMonitor === 'wait') exitByWait(c, (e) => this.exited(c.init, e), this.deps.log);
       } else {
-        await this.startExec(c, p, sub);
+        await startExec(c, p, this.stdioContext(c));
+        this.exits.track(p.pid, p, sub); // an exit already seen is held: published after exec-started
       }
     } catch (err) {
       undo();
@@ -215,33 +138,6 @@ export class OciTaskHandler implements TaskHandler {
     this.events.started(p);
     this.release(p);
     return { pid: p.pid };
-  }
-
-  /** Start of a task created from a checkpoint: `<runtime> restore --detach`. */
-  private async restore(c: Container, p: Proc, sub: ExitSubscription): Promise<void> {
-    const io = p.io!;
-    const { imagePath, noPivot } = c.restoreFrom!;
-    const pidFile = path.join(c.bundle, 'init.pid');
-    p.pid = await withConsole(io, (consoleSocket) => c.driver.restore(c.id, { imagePath, pidFile, consoleSocket, noPivot, detach: true, stdio: io.childFds }));
-    this.exits.track(p.pid, p, sub);
-    this.watchCgroup(c);
-    c.restoreFrom = undefined;
-  }
-
-  private async startExec(c: Container, p: Proc, sub: ExitSubscription): Promise<void> {
-    const io = (p.io = await ProcessIO.open(p.stdio, this.stdioContext(c)));
-    const processJsonPath = path.join(c.bundle, `.exec-${p.execId}.json`);
-    const pidFile = path.join(c.bundle, `${p.execId}.pid`);
-    await fs.writeFile(processJsonPath, p.spec ?? new Uint8Array(), { mode: 0o600 });
-    try {
-      p.pid = await withConsole(io, (consoleSocket) => c.driver.exec(c.id, { processJsonPath, pidFile, consoleSocket, stdio: io.childFds }));
-    } catch (err) {
-      await io.close(0);
-      throw err;
-    } finally {
-      await fs.rm(processJsonPath, { force: true });
-    }
-    this.exits.track(p.pid, p, sub); // an exit already seen is held: published after exec-started
   }
 
   async delete(req: task.DeleteRequest): Promise<task.DeleteResponse> {
@@ -266,7 +162,7 @@ export class OciTaskHandler implements TaskHandler {
         this.exits.untrack(e);
         await e.io?.close(0);
       }
-      await this.unmount(c);
+      await unmountRootfs(c, this.deps);
       this.containers.delete(c.id);
     } else {
       c.execs.delete(p.execId);
@@ -279,15 +175,7 @@ export class OciTaskHandler implements TaskHandler {
   async pids(req: task.PidsRequest): Promise<task.PidsResponse> {
     const c = this.container(req.id);
     c.init.transition('pids');
-    const pids = await c.driver.ps(c.id);
-    const execByPid = new Map<number, string>();
-    for (const e of c.execs.values()) if (e.pid) execByPid.set(e.pid, e.execId);
-    return {
-      processes: pids.map((pid) => {
-        const execId = execByPid.get(pid);
-        return { pid, info: execId ? packAny(TYPE_URL.RuncProcessDetails, runcOptions.ProcessDetails, { execId }) : undefined };
-      }),
-    };
+    return pidsResponse(c, await c.driver.ps(c.id));
   }
 
   async pause(req: task.PauseRequest): Promise<void> {
@@ -385,9 +273,7 @@ export class OciTaskHandler implements TaskHandler {
 
   async state(req: task.StateRequest): Promise<task.StateResponse> {
     const { c, p } = this.process(req.id, req.execId);
-    const { stdin, stdout, stderr, terminal } = p.stdio;
-    const exitedAt = p.exit ? timestampFromDate(p.exit.exitedAt) : ZERO_TIME;
-    return { id: p.execId || c.id, bundle: c.bundle, pid: p.pid, status: stateToStatus[p.state], stdin, stdout, stderr, terminal, exitStatus: p.exit?.status ?? 0, exitedAt, execId: '' };
+    return stateResponse(c, p);
   }
 
   taskPid(id: string): number {

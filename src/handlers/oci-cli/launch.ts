@@ -1,0 +1,86 @@
+/**
+ * The runtime invocations that make a container's processes: create the init (rootfs
+ * mounts, stdio, `create` or a restore to do at Start), start it, restore it, exec.
+ * Each leaves the process's pid set; none touches the state machine or exit tracking
+ * (the task handler does, around them).
+ */
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import type { Logger } from 'pino';
+import { unimplemented } from '../../shim-api/errors.js';
+import type { task } from '../../shim-api/pb.js';
+import type { Proc } from './process.js';
+import { ProcessIO, type StdioContext } from './stdio.js';
+import { withConsole, type Container, type OciHandlerDeps } from './container.js';
+
+export type LaunchDeps = Pick<OciHandlerDeps, 'profile' | 'mountAll' | 'unmountAll' | 'log'> & { stdio(c: Container): StdioContext };
+
+/** Mount the rootfs, open the init's stdio, run `create`; on failure undo all of it and rethrow. */
+export async function createInit(c: Container, req: task.CreateTaskRequest, deps: LaunchDeps): Promise<void> {
+  const { driver, init } = c;
+  const rootfs = path.join(req.bundle, 'rootfs');
+  try {
+    if (req.rootfs.length > 0) {
+      await fs.mkdir(rootfs, { recursive: true, mode: 0o711 });
+      await deps.mountAll(req.rootfs, rootfs);
+      c.mounted = true;
+    }
+    const io = (init.io = await ProcessIO.open(init.stdio, deps.stdio(c)));
+    const createOpts = { pidFile: path.join(req.bundle, 'init.pid'), noPivot: c.noPivot, noNewKeyring: c.noNewKeyring };
+    if (req.checkpoint) {
+      // Nothing runs until Start, which restores; the runtime must be able to.
+      if (!deps.profile.supports.has('restore')) throw unimplemented(`${deps.profile.name} does not support restore`);
+      c.restoreFrom = { imagePath: req.checkpoint, noPivot: c.noPivot };
+    } else if (c.stdioAtStart) {
+      init.pid = await driver.create(req.id, createOpts); // stdio goes to `start`
+    } else {
+      init.pid = await withConsole(io, (consoleSocket) => driver.create(req.id, { ...createOpts, consoleSocket, stdio: io.childFds }));
+    }
+  } catch (err) {
+    await init.io?.close(0);
+    await driver.delete(req.id, { force: true }).catch(() => undefined);
+    await unmountRootfs(c, deps);
+    throw err;
+  }
+}
+
+/** `start` of a created init; backends that take a sub-container's stdio at start get it here. */
+export async function startInit(c: Container, p: Proc): Promise<void> {
+  await c.driver.start(c.id, c.stdioAtStart ? { stdio: p.io!.childFds } : {});
+  if (c.stdioAtStart) p.io!.closeChildEnds();
+}
+
+/** Start of a task created from a checkpoint: `<runtime> restore --detach`. */
+export async function restoreInit(c: Container, p: Proc): Promise<void> {
+  const io = p.io!;
+  const { imagePath, noPivot } = c.restoreFrom!;
+  const pidFile = path.join(c.bundle, 'init.pid');
+  p.pid = await withConsole(io, (consoleSocket) => c.driver.restore(c.id, { imagePath, pidFile, consoleSocket, noPivot, detach: true, stdio: io.childFds }));
+  c.restoreFrom = undefined;
+}
+
+/** `exec --detach` of an added exec: its stdio, its process.json, its pid. */
+export async function startExec(c: Container, p: Proc, stdio: StdioContext): Promise<void> {
+  const io = (p.io = await ProcessIO.open(p.stdio, stdio));
+  const processJsonPath = path.join(c.bundle, `.exec-${p.execId}.json`);
+  const pidFile = path.join(c.bundle, `${p.execId}.pid`);
+  await fs.writeFile(processJsonPath, p.spec ?? new Uint8Array(), { mode: 0o600 });
+  try {
+    p.pid = await withConsole(io, (consoleSocket) => c.driver.exec(c.id, { processJsonPath, pidFile, consoleSocket, stdio: io.childFds }));
+  } catch (err) {
+    await io.close(0);
+    throw err;
+  } finally {
+    await fs.rm(processJsonPath, { force: true });
+  }
+}
+
+export async function unmountRootfs(c: Container, deps: { unmountAll: OciHandlerDeps['unmountAll']; log: Logger }): Promise<void> {
+  if (!c.mounted) return;
+  const rootfs = path.join(c.bundle, 'rootfs');
+  try {
+    await deps.unmountAll(rootfs);
+  } catch (err) {
+    deps.log.warn({ rootfs, err: (err as Error).message }, 'unmount failed');
+  }
+}
