@@ -9,6 +9,7 @@ import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { BinaryFact, CgroupMode, HostFacts } from '../shim-api/host-facts.js';
+import { parseMountinfo } from '../sys/mountinfo.js';
 
 export type { BinaryFact, CgroupMode, HostFacts } from '../shim-api/host-facts.js';
 
@@ -74,13 +75,8 @@ export function cgroupFacts(): HostFacts['cgroup'] {
   const mountinfo = readText('/proc/self/mountinfo') ?? '';
   let unifiedPath: string | undefined;
   let v1Mounted = false;
-  for (const line of mountinfo.split('\n')) {
-    const sep = line.indexOf(' - ');
-    if (sep < 0) continue;
-    const fields = line.slice(0, sep).split(' ');
-    const fstype = line.slice(sep + 3).split(' ')[0];
-    const mountPoint = fields[4];
-    if (fstype === 'cgroup2' && mountPoint && (unifiedPath === undefined || mountPoint === '/sys/fs/cgroup')) unifiedPath = mountPoint;
+  for (const { fstype, mountPoint } of parseMountinfo(mountinfo)) {
+    if (fstype === 'cgroup2' && (unifiedPath === undefined || mountPoint === '/sys/fs/cgroup')) unifiedPath = mountPoint;
     if (fstype === 'cgroup') v1Mounted = true;
   }
   const v1Controllers: string[] = [];

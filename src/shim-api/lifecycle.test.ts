@@ -42,6 +42,27 @@ test('runc-v2 wording', () => {
   assert.equal(r, { ok: false, reason: 'cannot exec in a stopped state' });
   const k = check('stopped', 'kill');
   assert.equal(k, { ok: false, reason: 'process already finished' });
+  // pkg/process/init_state.go (containerd 1.6/1.7), word for word
+  const words: Array<[ProcessState, ProcessOp, string]> = [
+    ['created', 'pause', 'cannot pause task in created state'],
+    ['paused', 'pause', 'cannot pause a paused container'],
+    ['stopped', 'pause', 'cannot pause a stopped container'],
+    ['created', 'resume', 'cannot resume task in created state'],
+    ['running', 'resume', 'cannot resume a running process'],
+    ['stopped', 'resume', 'cannot resume a stopped container'],
+    ['created', 'checkpoint', 'cannot checkpoint a task in created state'],
+    ['stopped', 'checkpoint', 'cannot checkpoint a stopped container'],
+    ['stopped', 'update', 'cannot update a stopped container'],
+    ['running', 'start', 'cannot start a running process'],
+    ['pausing', 'start', 'cannot start a running process'],
+    ['paused', 'start', 'cannot start a paused process'],
+    ['stopped', 'start', 'cannot start a stopped process'],
+    ['running', 'delete', 'cannot delete a running process'],
+    ['paused', 'delete', 'cannot delete a paused process'],
+    ['paused', 'exec', 'cannot exec in a paused state'],
+    ['stopped', 'resize', 'cannot resize a stopped container'],
+  ];
+  for (const [s, op, reason] of words) assert.equal(check(s, op), { ok: false, reason }, `${op} in ${s}`);
 });
 test('deleted allows nothing', () => assert.equal(legalOps('deleted'), []));
 

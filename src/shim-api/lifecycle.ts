@@ -43,19 +43,22 @@ const table: Record<ProcessOp, { from: readonly ProcessState[]; to?: ProcessStat
   stats: { from: ['created', 'running', 'pausing', 'paused'] },
 };
 
-/** runc-v2's wording for refused operations, so clients see the same messages. */
+/** runc-v2's state a refusal names: it has no `pausing` state (a flag on running). */
+const asRunc = (s: ProcessState): ProcessState => (s === 'pausing' ? 'running' : s);
+
+/** runc-v2's wording for refused operations (pkg/process/init_state.go, exec_state.go), so clients see the same messages. */
 const refusal: Record<ProcessOp, (s: ProcessState) => string> = {
-  start: (s) => `cannot start a ${s === 'stopped' ? 'stopped' : s === 'deleted' ? 'deleted' : 'running'} process`,
-  pause: (s) => `cannot pause a ${s} process`,
+  start: (s) => `cannot start a ${asRunc(s)} process`,
+  pause: (s) => (s === 'created' ? 'cannot pause task in created state' : s === 'paused' || s === 'stopped' ? `cannot pause a ${s} container` : `cannot pause a ${s} process`),
   paused: (s) => `cannot finish pausing a ${s} process`,
-  resume: (s) => `cannot resume a ${s} process`,
+  resume: (s) => (s === 'created' ? 'cannot resume task in created state' : s === 'stopped' ? 'cannot resume a stopped container' : `cannot resume a ${asRunc(s)} process`),
   exit: (s) => `cannot exit a ${s} process`,
-  delete: (s) => `cannot delete a ${s} process`,
+  delete: (s) => `cannot delete a ${asRunc(s)} process`,
   kill: () => 'process already finished',
   exec: (s) => `cannot exec in a ${s} state`,
-  update: (s) => `cannot update a ${s} process`,
-  checkpoint: (s) => `cannot checkpoint a ${s} process`,
-  resize: (s) => `cannot resize a ${s} process`,
+  update: (s) => (s === 'stopped' ? 'cannot update a stopped container' : `cannot update a ${s} process`),
+  checkpoint: (s) => (s === 'created' ? 'cannot checkpoint a task in created state' : s === 'stopped' ? 'cannot checkpoint a stopped container' : `cannot checkpoint a ${s} process`),
+  resize: (s) => (s === 'stopped' ? 'cannot resize a stopped container' : `cannot resize a ${s} process`),
   pids: (s) => `cannot list pids of a ${s} process`,
   stats: (s) => `cannot get stats of a ${s} process`,
 };

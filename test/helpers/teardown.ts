@@ -4,6 +4,7 @@
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { findProcesses, runCommand, type RunResult } from './proc.js';
+import { parseMountinfo } from '../../src/sys/mountinfo.js';
 
 /** A ctr bound to one containerd: `ctr --address .. -n <namespace> <args>`; never rejects on a non-zero exit. */
 export type CtrCall = (args: string[], opts?: { namespace?: string; timeoutMs?: number }) => Promise<RunResult>;
@@ -94,15 +95,9 @@ export async function deleteOrphanContainers(dir: string): Promise<void> {
 
 /** Mount points at or under dir, from /proc/self/mountinfo (octal escapes decoded). */
 export function mountsUnder(dir: string): string[] {
-  const text = readFileSync('/proc/self/mountinfo', 'utf8');
-  const points: string[] = [];
-  for (const line of text.split('\n')) {
-    const f = line.split(' ');
-    if (f.length < 5) continue;
-    const mp = f[4]!.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
-    if (mp === dir || mp.startsWith(dir + '/')) points.push(mp);
-  }
-  return points;
+  return parseMountinfo(readFileSync('/proc/self/mountinfo', 'utf8'))
+    .map((m) => m.mountPoint)
+    .filter((mp) => mp === dir || mp.startsWith(dir + '/'));
 }
 
 /** Unmounts everything at or under dir, deepest first (lazily when a plain umount fails). */

@@ -2,10 +2,9 @@
  * Builds a HandlerFactory for a runc-compatible backend from a profile: the whole
  * of what a runc/gvisor/youki/oci handler folder needs besides its profile.
  */
-import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { CleanupResult, HandlerConfig, HandlerContext, HandlerFactory, TaskHandler } from '../../shim-api/handler.js';
-import { OciCliDriver } from './driver.js';
+import { OciCliDriver, readPidFile } from './driver.js';
 import type { RuntimeProfile } from './profile.js';
 import { OciTaskHandler } from './task-handler.js';
 
@@ -41,7 +40,7 @@ export function ociHandlerFactory(type: string, profileFor: (config: HandlerConf
       );
       await driver.delete(id, { force: true }).catch((err: Error) => ctx.log.warn({ id, err: err.message }, 'runtime delete failed'));
       await ctx.os.unmountAll(path.join(bundle, 'rootfs'));
-      const pid = Number.parseInt(await fs.readFile(path.join(bundle, 'init.pid'), 'utf8').catch(() => '0'), 10) || 0;
+      const pid = await readPidFile(path.join(bundle, 'init.pid')).catch(() => 0);
       // runc-v2 answers 137: the task is gone, killed as far as anyone can tell.
       return { pid, exitStatus: 137 };
     },
