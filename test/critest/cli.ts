@@ -22,6 +22,8 @@ import {
 
 const USAGE = `usage: npm run critest -- [--containerd ${CONTAINERD_VERSIONS.join(',')}] [--handlers ${HANDLERS.map((h) => h.name).join(',')}] [--focus REGEX] [--out DIR] [--no-write] [--logs DIR]`;
 
+let interrupted: string | undefined;
+
 async function main(): Promise<number> {
   const { values } = parseArgs({
     options: {
@@ -71,14 +73,15 @@ async function main(): Promise<number> {
       continue;
     }
     const run = await startCriContainerd(version, log);
-    // Interrupted: stop critest, then the full teardown (pods, shims, mounts, CNI), then exit.
-    // (Replaces the containerd helper's own signal handler, which only kills the daemon.)
+    // Interrupted: stop critest; the loop ends, the finally below tears everything down (pods,
+    // shims, mounts, CNI) and nothing is recorded for the interrupted run. (Replaces the
+    // containerd helper's own signal handler, which only kills the daemon.)
     for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
       process.removeAllListeners(sig);
       process.once(sig, () => {
-        log(`[critest] ${sig}: stopping critest and tearing down containerd ${version}`);
+        log(`[critest] ${sig}: stopping critest, then tearing down containerd ${version}`);
+        interrupted = sig;
         running.child?.kill('SIGKILL');
-        void run.cleanup().finally(() => process.exit(130));
       });
     }
     try {
@@ -86,6 +89,7 @@ async function main(): Promise<number> {
       const server = /Server:[\s\S]*?Version:\s+(\S+)/.exec(v)?.[1];
       if (server) base.containerdVersion = version === '1.6' ? `${server} (Debian)` : server;
       for (const h of handlers) {
+        if (interrupted) break;
         const date = new Date().toISOString();
         const na = h.unavailable?.();
         if (na) {
@@ -98,6 +102,7 @@ async function main(): Promise<number> {
         rmSync(reportFile, { force: true });
         log(`[critest] containerd ${version}, ${h.name}: running (log ${logFile})`);
         const r = await runCritest(run.cd, h.name, logFile, reportFile, values.focus);
+        if (interrupted) break;
         let specs: SpecResult[];
         try {
           specs = parseGinkgoReport(readFileSync(reportFile, 'utf8'));
@@ -115,6 +120,7 @@ async function main(): Promise<number> {
     } finally {
       await run.cleanup();
     }
+    if (interrupted) return 130;
   }
   if (!values['no-write'] && !values.focus) {
     const files = writeDocs(values.out ?? join(REPO_ROOT, 'docs'), entries);

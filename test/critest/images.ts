@@ -1,6 +1,9 @@
 // The images critest uses, built locally (no registry is reachable here), under the names critest
 // expects (cri-tools pkg/validate, pkg/framework). LOCAL BUILDS, not the upstream images: every one
-// is the busybox-static test image (test/helpers/image.ts) plus one small layer:
+// is one busybox-static base layer plus one small layer. The base is like the upstream busybox
+// image: applets are hard links to /bin/busybox (critest masks /bin/ls; a masked symlink would mask
+// busybox itself), /etc/passwd with root and nobody, and shell-script `pgrep` and `ipcs`, which
+// Debian's busybox-static lacks and critest execs (read from /proc). The images:
 //
 //   registry.k8s.io/e2e-test-images/busybox:1.29-2            the base as is (root, nobody)
 //   registry.k8s.io/e2e-test-images/nginx:1.14-2              webd as /usr/sbin/nginx on :80, pid file /var/run/nginx.pid
@@ -13,15 +16,36 @@
 // busybox httpd. Images that critest only ever pulls (image-manager tests) are not built: those
 // tests are skipped by name (see run.ts).
 import { createHash, randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, linkSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { buildTestImageArchive, ociArch } from '../helpers/image.js';
+import { findStaticBusybox, ociArch } from '../helpers/image.js';
 import { REPO_ROOT, runChecked } from '../helpers/proc.js';
 
 export const CRITEST_IMAGES_CACHE = '/var/cache/tsshim-test/critest-images-oci.tar';
-const FORMAT_VERSION = 'v1';
+const FORMAT_VERSION = 'v2';
+
+const PGREP = `#!/bin/sh
+# pgrep PATTERN (tsshim critest image; Debian's busybox-static has no pgrep): pids whose name matches
+[ $# -eq 1 ] || { echo "usage: pgrep PATTERN" >&2; exit 2; }
+found=1
+for d in /proc/[0-9]*; do
+  comm=$(cat "$d/comm" 2>/dev/null) || continue
+  if echo "$comm" | grep -q -- "$1"; then echo "\${d#/proc/}"; found=0; fi
+done
+exit $found
+`;
+
+const IPCS = `#!/bin/sh
+# ipcs [-m] (tsshim critest image; Debian's busybox-static has no ipcs): the System V shared memory
+# segments of this IPC namespace, from /proc/sysvipc/shm
+echo "------ Shared Memory Segments --------"
+echo "key        shmid      owner      perms      bytes      nattch"
+tail -n +2 /proc/sysvipc/shm 2>/dev/null | while read -r key shmid perms size cpid lpid nattch uid rest; do
+  printf '%-10s %-10s %-10s %-10s %-10s %s\\n' "$key" "$shmid" "$uid" "$perms" "$size" "$nattch"
+done
+`;
 
 interface ImageSpec {
   name: string;
@@ -95,13 +119,27 @@ interface Descriptor {
   [k: string]: unknown;
 }
 
+/** The base rootfs: busybox with hard-linked applets, passwd/group, pgrep and ipcs scripts. */
+async function baseRootfs(root: string, busybox: { path: string; bytes: Buffer }): Promise<void> {
+  for (const d of ['bin', 'etc', 'tmp', 'root', 'proc', 'sys', 'dev', 'var/run']) mkdirSync(join(root, d), { recursive: true });
+  chmodSync(join(root, 'tmp'), 0o1777);
+  chmodSync(join(root, 'root'), 0o700);
+  writeFileSync(join(root, 'bin', 'busybox'), busybox.bytes, { mode: 0o755 });
+  const applets = (await runChecked(busybox.path, ['--list'])).split('\n').map((a) => a.trim());
+  for (const a of applets) if (a && a !== 'busybox' && !a.includes('/')) linkSync(join(root, 'bin', 'busybox'), join(root, 'bin', a));
+  writeFileSync(join(root, 'bin', 'pgrep'), PGREP, { mode: 0o755 });
+  writeFileSync(join(root, 'bin', 'ipcs'), IPCS, { mode: 0o755 });
+  writeFileSync(join(root, 'etc', 'passwd'), 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n');
+  writeFileSync(join(root, 'etc', 'group'), 'root:x:0:\nnogroup:x:65534:\n');
+}
+
 /** Builds (cached) one OCI archive with all critest images; returns its path. */
 export async function buildCritestImages(opts: { cacheFile?: string } = {}): Promise<string> {
   const cacheFile = opts.cacheFile ?? CRITEST_IMAGES_CACHE;
-  const base = await buildTestImageArchive();
+  const busybox = findStaticBusybox();
   const sources = ['webd.c', 'nnp.c'].map((f) => join(REPO_ROOT, 'test', 'critest', f));
   const gccVersion = (await runChecked('gcc', ['-dumpfullversion'])).trim();
-  const key = [FORMAT_VERSION, sha256(readFileSync(base)), ...sources.map((s) => sha256(readFileSync(s))), gccVersion, ociArch()].join(' ') + '\n';
+  const key = [FORMAT_VERSION, sha256(busybox.bytes), sha256(PGREP + IPCS), ...sources.map((s) => sha256(readFileSync(s))), gccVersion, ociArch()].join(' ') + '\n';
   const keyFile = cacheFile + '.key';
   if (existsSync(cacheFile) && existsSync(keyFile) && readFileSync(keyFile, 'utf8') === key) return cacheFile;
 
@@ -110,24 +148,28 @@ export async function buildCritestImages(opts: { cacheFile?: string } = {}): Pro
     const webd = await compile(sources[0]!, join(work, 'webd'));
     const nnp = await compile(sources[1]!, join(work, 'nnp'));
     const oci = join(work, 'oci');
-    mkdirSync(oci);
-    await runChecked('tar', ['-xf', base, '-C', oci]);
-    const blobPath = (digest: string) => join(oci, 'blobs', 'sha256', digest.replace(/^sha256:/, ''));
-    const written = new Set<string>();
+    mkdirSync(join(oci, 'blobs', 'sha256'), { recursive: true });
+    writeFileSync(join(oci, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
     const writeBlob = (content: Buffer) => {
       const hex = sha256(content);
-      written.add(`sha256:${hex}`);
       writeFileSync(join(oci, 'blobs', 'sha256', hex), content);
       return { digest: `sha256:${hex}`, size: content.length };
     };
-    const baseIndex = JSON.parse(readFileSync(join(oci, 'index.json'), 'utf8')) as { manifests: Descriptor[] };
-    const baseManifestDesc = baseIndex.manifests[0]!;
-    const baseManifest = JSON.parse(readFileSync(blobPath(baseManifestDesc.digest), 'utf8')) as { config: Descriptor; layers: Descriptor[] };
-    const baseConfig = JSON.parse(readFileSync(blobPath(baseManifest.config.digest), 'utf8')) as {
-      config: Record<string, unknown>;
-      rootfs: { diff_ids: string[] };
-      history?: unknown[];
-      [k: string]: unknown;
+    const tarDir = async (dir: string): Promise<Buffer> => {
+      const tarFile = join(work, 'layer.tar');
+      await runChecked('tar', ['--sort=name', '--mtime=@0', '--owner=0', '--group=0', '--numeric-owner', '-C', dir, '-cf', tarFile, '.']);
+      return readFileSync(tarFile);
+    };
+    const baseDir = join(work, 'base');
+    await baseRootfs(baseDir, busybox);
+    const baseTar = await tarDir(baseDir);
+    const baseManifest = { layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', ...writeBlob(gzipSync(baseTar, { level: 9 })) }] };
+    const baseConfig = {
+      architecture: ociArch(),
+      os: 'linux',
+      config: { Env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'], Cmd: ['sh'] } as Record<string, unknown>,
+      rootfs: { type: 'layers', diff_ids: [`sha256:${sha256(baseTar)}`] },
+      history: [{ created_by: `tsshim critest base: ${busybox.path} (hard-linked applets), passwd, pgrep and ipcs scripts` }] as unknown[],
     };
 
     const manifests: Descriptor[] = [];
@@ -143,9 +185,7 @@ export async function buildCritestImages(opts: { cacheFile?: string } = {}): Pro
           writeFileSync(join(root, p), f.content);
           chmodSync(join(root, p), f.mode ?? 0o644);
         }
-        const tarFile = join(work, 'layer.tar');
-        await runChecked('tar', ['--sort=name', '--mtime=@0', '--owner=0', '--group=0', '--numeric-owner', '-C', root, '-cf', tarFile, '.']);
-        const tarBytes = readFileSync(tarFile);
+        const tarBytes = await tarDir(root);
         layers.push({ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', ...writeBlob(gzipSync(tarBytes, { level: 9 })) });
         diffIds.push(`sha256:${sha256(tarBytes)}`);
         history.push({ created_by: `tsshim critest image ${spec.name} (local build; files: ${Object.keys(spec.files).join(', ') || '-'})` });
@@ -170,8 +210,6 @@ export async function buildCritestImages(opts: { cacheFile?: string } = {}): Pro
         annotations: { 'io.containerd.image.name': spec.name, 'org.opencontainers.image.ref.name': spec.name.slice(spec.name.lastIndexOf(':') + 1) },
       });
     }
-    // The base image's own manifest and config are not part of this archive (unless an image is identical to it).
-    for (const d of [baseManifestDesc.digest, baseManifest.config.digest]) if (!written.has(d)) rmSync(blobPath(d));
     writeFileSync(join(oci, 'index.json'), JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests }));
 
     mkdirSync(dirname(cacheFile), { recursive: true });
