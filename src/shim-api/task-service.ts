@@ -12,6 +12,7 @@ import { TaskDefinition, task } from './pb.js';
 import { readSpecAnnotations } from './spec.js';
 import { TaskLocks } from './lifecycle.js';
 import { writeDeletedMarker } from './bootstrap/deleted-marker.js';
+import { runInRequest } from './request-scope.js';
 
 export const TASK_SERVICE = 'containerd.task.v2.Task';
 
@@ -96,7 +97,7 @@ export class TaskService {
 
   /** Decode, call, encode; errors become ttrpc statuses (toStatus) here only. */
   private unary(name: string, requestType: Codec, responseType: Codec, impl: (req: unknown) => Promise<unknown>): UnaryHandler {
-    return async (payload) => {
+    return async (payload, ctx) => {
       let req: Req;
       try {
         req = requestType.decode(payload) as Req;
@@ -105,7 +106,8 @@ export class TaskService {
       }
       const started = process.hrtime.bigint();
       try {
-        const res = await impl(req);
+        // The caller's signal and deadline, for handlers that forward the call (request-scope.ts).
+        const res = await runInRequest(ctx, () => impl(req));
         this.opts.log.debug({ method: name, id: req.id, execId: req.execId || undefined, ms: msSince(started) }, 'request');
         if (res === undefined) return undefined;
         const codec = responseType as unknown as LooseCodec;

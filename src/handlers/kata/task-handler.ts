@@ -7,12 +7,39 @@ import type { Client } from '../../ttrpc/index.js';
 import type { CleanupResult, HandlerContext, TaskHandler } from '../../shim-api/handler.js';
 import { notFound } from '../../shim-api/errors.js';
 import { Any, packAny, runtimeOptions, task, SERVICE, TYPE_URL } from '../../shim-api/pb.js';
+import { forwardOptions } from '../../shim-api/request-scope.js';
 import { delegateSocket, deleteDelegate, dial, recordDelegate, startDelegate, type DelegateConfig } from './delegate.js';
 
 export interface KataConfig extends DelegateConfig {
   name: string;
   /** Kata's configuration.toml, passed to the delegate as runtimeoptions.v1.Options ConfigPath */
   configPath?: string;
+  /**
+   * Timeouts of our calls to the delegate, in ms, by task API method ('Create', 'Kill', ...) and
+   * 'default'; merged over DELEGATE_TIMEOUTS_MS. Wait never times out (as in containerd). A
+   * caller's own deadline, when shorter, wins; a caller that goes away cancels the call.
+   */
+  timeoutsMs?: Record<string, number>;
+}
+
+/**
+ * Default timeouts of calls to the delegate (ms). Create boots a VM (and pulls nothing), so it
+ * gets the most; Wait has none: it lasts as long as the process.
+ */
+export const DELEGATE_TIMEOUTS_MS: Readonly<Record<string, number>> = {
+  default: 30_000,
+  Create: 120_000,
+  Start: 60_000,
+  Delete: 60_000,
+  Checkpoint: 120_000,
+  Shutdown: 10_000,
+};
+
+/** The timeout of `method` under `cfg`; undefined for Wait (none). */
+export function delegateTimeout(cfg: Pick<KataConfig, 'timeoutsMs'>, method: string): number | undefined {
+  if (method === 'Wait') return undefined;
+  const t = { ...DELEGATE_TIMEOUTS_MS, ...cfg.timeoutsMs };
+  return t[method] ?? t.default;
 }
 
 interface Codec<T> {
@@ -54,6 +81,7 @@ export class KataTaskHandler implements TaskHandler {
   private async call<Req, Res>(d: Delegated, method: string, reqCodec: Codec<Req>, req: Req, resCodec?: Codec<Res>): Promise<Res> {
     const bytes = await d.client.call(SERVICE.Task, method, reqCodec.encode(req).finish(), {
       metadata: { 'containerd-namespace': this.ctx.namespace },
+      ...forwardOptions(delegateTimeout(this.cfg, method)),
     });
     return (resCodec ? resCodec.decode(bytes) : undefined) as Res;
   }
