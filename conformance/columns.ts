@@ -20,6 +20,7 @@ import { RUNTIME_TYPE } from '../src/shim-api/runtime-type.js';
 import { kataStandInDelegate } from '../test/helpers/containerd-version.js';
 import { gvisorProfile } from '../src/handlers/gvisor/profile.js';
 import { makeBundle } from '../test/helpers/bundle.js';
+import { GVISOR_INIT_SIGTERM_REASON } from '../test/helpers/cri.js';
 import { REPO_ROOT, runCommand } from '../test/helpers/proc.js';
 import type { SeenKernel } from '../test/helpers/isolation.js';
 
@@ -29,10 +30,14 @@ export const TSSHIM_RUNTIME = RUNTIME_TYPE;
 export type ColumnId = 'reference' | 'runc' | 'gvisor' | 'kata' | 'youki' | 'crun';
 export const COLUMN_IDS: readonly ColumnId[] = ['reference', 'runc', 'gvisor', 'kata', 'youki', 'crun'];
 
+/** reference: runc-v2, what the others are compared with; tsshim: one of tsshim's own handlers; stand-in: a tsshim handler in front of a substitute backend. */
+export type ColumnKind = 'reference' | 'tsshim' | 'stand-in';
+
 export type Availability = { run: true; detail?: string } | { run: false; reason: string };
 
 export interface Column {
   id: ColumnId;
+  kind: ColumnKind;
   /** Header label in the reports. */
   header: string;
   /** containerd runtime type. */
@@ -43,6 +48,8 @@ export interface Column {
   handlerToml?: string;
   /** Handler config for the CRI runtime entry, when it differs (gVisor: host network for host-network pods). */
   criHandlerToml?: string;
+  /** The program that runs the container under the shim (runc, runsc, youki, crun, or the Kata column's delegate shim). */
+  backend: string;
   /** How `Checkpoint` is carried out: CRIU (runc and anything delegating to runc-v2) or runsc's own. */
   checkpointEngine: 'criu' | 'runsc';
   /** Whether the task pid is a process in the container's own pid namespace on the host (false: a sandbox). */
@@ -78,6 +85,10 @@ function needBinaries(...names: string[]): Availability {
 
 function gvisorKnownDifferences(): Record<string, string> {
   const out: Record<string, string> = {};
+  // Measured with runsc alone (`script -c "runsc do sh -c tty"`: "not a tty"): gVisor imports the
+  // console's host pty into the sandbox; its ioctls work (stty size) but it is no /dev/pts node there.
+  out['tty-size:stdinIsPty'] = 'runsc imports the host console pty into the sandbox: `stty size` works, but ttyname(0) fails there (`tty`: "not a tty"), with or without a shim';
+  out['cri-pod-lifecycle:stopExitCode'] = GVISOR_INIT_SIGTERM_REASON;
   if (!gvisorProfile.psReportsHostPids) {
     out['pids:initPidListed'] = 'gvisor profile psReportsHostPids=false: `runsc ps` lists sandbox-internal pids; the task pid is the sandbox\'s host pid';
   }
@@ -123,6 +134,8 @@ async function doctorSays(type: HandlerType): Promise<Availability | undefined> 
 export const COLUMNS: Readonly<Record<ColumnId, Column>> = Object.freeze({
   reference: {
     id: 'reference',
+    kind: 'reference',
+    backend: 'runc',
     header: 'reference (io.containerd.runc.v2)',
     runtimeType: REFERENCE_RUNTIME,
     checkpointEngine: 'criu',
@@ -133,6 +146,8 @@ export const COLUMNS: Readonly<Record<ColumnId, Column>> = Object.freeze({
   },
   runc: {
     id: 'runc',
+    kind: 'tsshim',
+    backend: 'runc',
     header: 'runc (tsshim, handler runc)',
     runtimeType: TSSHIM_RUNTIME,
     handler: 'runc',
@@ -145,6 +160,8 @@ export const COLUMNS: Readonly<Record<ColumnId, Column>> = Object.freeze({
   },
   gvisor: {
     id: 'gvisor',
+    kind: 'tsshim',
+    backend: 'runsc',
     header: 'gvisor (tsshim, runsc ptrace)',
     runtimeType: TSSHIM_RUNTIME,
     handler: 'gvisor',
@@ -159,6 +176,8 @@ export const COLUMNS: Readonly<Record<ColumnId, Column>> = Object.freeze({
   },
   kata: {
     id: 'kata',
+    kind: 'stand-in',
+    backend: 'containerd-shim-runc-v2 (delegate stand-in)',
     header: 'kata (delegate stand-in: containerd-shim-runc-v2)',
     runtimeType: TSSHIM_RUNTIME,
     handler: 'kata',
@@ -178,6 +197,8 @@ export const COLUMNS: Readonly<Record<ColumnId, Column>> = Object.freeze({
   },
   youki: {
     id: 'youki',
+    kind: 'tsshim',
+    backend: 'youki',
     header: 'youki (tsshim, handler youki)',
     runtimeType: TSSHIM_RUNTIME,
     handler: 'youki',
@@ -190,6 +211,8 @@ export const COLUMNS: Readonly<Record<ColumnId, Column>> = Object.freeze({
   },
   crun: {
     id: 'crun',
+    kind: 'tsshim',
+    backend: 'crun',
     header: 'crun (tsshim, handler crun)',
     runtimeType: TSSHIM_RUNTIME,
     handler: 'crun',

@@ -10,7 +10,7 @@ import { RUNTIME_TYPE } from '../src/shim-api/runtime-type.js';
 import { runCommand } from '../test/helpers/proc.js';
 import { skipWithReason } from '../test/helpers/skip.js';
 import { diffObservations } from './compare.js';
-import { renderHtml, renderMarkdown, renderText, writeReports } from './report.js';
+import { headline, renderHtml, renderMarkdown, renderText, writeReports } from './report.js';
 import { exitCodeFor, judgeCell, summarize, type MatrixReport } from './runner.js';
 import { NotRunError, UnsupportedError, type CellResult, type Scenario } from './types.js';
 
@@ -97,7 +97,16 @@ test('renderText and renderMarkdown: one row per scenario, statuses, host facts 
   assert.is(rows.length, 4);
   assert.match(rows[1]!, /^stats\s+pass\s+FAIL\s+FAIL$/);
   assert.match(rows[2]!, /not supported$/);
-  assert.match(text, /12 cells: 6 pass, 2 fail, 1 not supported, 2 not run, 1 broken/);
+  // The headline counts per column, the reference apart from tsshim's own handlers and stand-ins.
+  assert.match(text, /^reference \(io\.containerd\.runc\.v2, compared against, not tsshim\): reference 3 pass, 0 fail, 1 broken$/m);
+  assert.match(text, /^tsshim's own handlers: runc 2 pass, 1 fail, 1 not run; gvisor 1 pass, 1 fail, 1 not supported, 1 not run$/m);
+  assert.match(text, /^4 scenarios x 3 columns = 12 cells$/m);
+  assert.not.match(text, /stand-ins/);
+  const standIn = headline({ ...r, columns: r.columns.map((c) => (c.id === 'gvisor' ? { ...c, kind: 'stand-in' as const } : c)) });
+  assert.match(standIn[1]!, /^tsshim's own handlers: runc 2 pass, 1 fail, 1 not run$/);
+  assert.match(standIn[2]!, /^stand-ins \(tsshim handler in front of a substitute backend, not the real one\): gvisor 1 pass/);
+  const unavailable = headline({ ...r, columns: r.columns.map((c) => (c.id === 'gvisor' ? { ...c, available: false, reason: 'runsc not installed' } : c)) });
+  assert.match(unavailable[1]!, /gvisor not run \(runsc not installed\)$/);
   const md = renderMarkdown(r);
   assert.match(md, /\| kernel \(`uname -r`\) \| 6\.1\.0 \|/);
   assert.match(md, /\| `runc` \| runc version 1\.1\.5 \|/);
@@ -136,7 +145,7 @@ if (!chromium) {
       assert.ok(cells.every((m) => m[1] === m[3]));
       for (const status of ['pass', 'fail', 'not-supported', 'not-run', 'broken']) assert.ok(cells.some((m) => m[1] === status), `a ${status} cell`);
       assert.equal(cells.filter((m) => m[2]).map((m) => `${m[1]}`), ['fail', 'not-supported'], '#open expanded exactly the two named cells');
-      assert.match(dom, /<span id="counts">12 cells: 6 pass, 2 fail, 1 not-supported, 2 not-run, 1 broken<\/span>/, 'counts computed by the page script');
+      assert.match(dom, /<span id="counts">reference: 3 pass, 1 broken; runc: 2 pass, 1 fail, 1 not-run; gvisor: 1 pass, 1 fail, 1 not-supported, 1 not-run<\/span>/, 'per-column counts computed by the page script');
       assert.match(dom, /<th[^>]*>gvisor &lt;ptrace&gt;<\/th>/, 'headers escaped');
       assert.match(dom, /title="[^"]*differs from the reference: typeUrl/, 'cell detail on hover');
       const css = /<style>([\s\S]*?)<\/style>/.exec(dom)?.[1] ?? '';

@@ -1,6 +1,7 @@
 // Renders a MatrixReport as a text table, Markdown, a self-contained HTML page and JSON.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { summarize } from './judge.js';
 import type { CellResult, CellStatus, MatrixReport } from './types.js';
 
 const LABEL: Record<CellStatus, string> = { pass: 'pass', fail: 'FAIL', 'not-supported': 'not supported', 'not-run': 'not run', broken: 'BROKEN' };
@@ -9,10 +10,34 @@ function cellAt(r: MatrixReport, scenario: string, column: string): CellResult |
   return r.cells.find((c) => c.scenario === scenario && c.column === column);
 }
 
-function summaryLine(r: MatrixReport): string {
-  const s = r.summary;
-  return `${r.cells.length} cells: ${s.pass} pass, ${s.fail} fail, ${s['not-supported']} not supported, ${s['not-run']} not run, ${s.broken} broken`;
+const counts = (cells: CellResult[]) => {
+  const s = summarize(cells);
+  return (['pass', 'fail', 'not-supported', 'not-run', 'broken'] as const).filter((k) => s[k] > 0 || k === 'pass' || k === 'fail').map((k) => `${s[k]} ${LABEL[k] === 'FAIL' ? 'fail' : LABEL[k] === 'BROKEN' ? 'broken' : LABEL[k]}`).join(', ');
+};
+
+/** A column's kind (reports written before `kind` existed: the reference by id, others tsshim). */
+const kindOf = (c: MatrixReport['columns'][number]) => c.kind ?? (c.id === 'reference' ? 'reference' : 'tsshim');
+
+/**
+ * The headline, per column: the reference (its cells are observations, judged only by the
+ * scenarios' own expectations), tsshim's own handlers, and stand-ins (not the real backend) apart.
+ */
+export function headline(r: MatrixReport): string[] {
+  const line = (c: MatrixReport['columns'][number]) => {
+    const mine = r.cells.filter((x) => x.column === c.id);
+    return c.available ? `${c.id} ${counts(mine)}` : `${c.id} not run (${c.reason ?? 'unavailable'})`;
+  };
+  const group = (kind: string) => r.columns.filter((c) => kindOf(c) === kind).map(line);
+  const out: string[] = [];
+  const ref = group('reference');
+  if (ref.length) out.push(`reference (io.containerd.runc.v2, compared against, not tsshim): ${ref.join('; ')}`);
+  out.push(`tsshim's own handlers: ${group('tsshim').join('; ') || 'none'}`);
+  const standIns = group('stand-in');
+  if (standIns.length) out.push(`stand-ins (tsshim handler in front of a substitute backend, not the real one): ${standIns.join('; ')}`);
+  out.push(`${r.scenarios.length} scenarios x ${r.columns.length} columns = ${r.cells.length} cells`);
+  return out;
 }
+
 
 /** Fixed-width table for the terminal. */
 export function renderText(r: MatrixReport): string {
@@ -23,8 +48,7 @@ export function renderText(r: MatrixReport): string {
   const line = (cells: string[]) => cells.map((c, i) => c.padEnd(i === 0 ? w0 : widths[i - 1]!)).join('  ').trimEnd();
   const out = [line(['scenario', ...cols]), line(['-'.repeat(w0), ...widths.map((w) => '-'.repeat(w))])];
   for (const s of r.scenarios) out.push(line([s.id, ...cols.map((c) => cellText(cellAt(r, s.id, c)))]));
-  out.push('', summaryLine(r));
-  for (const c of r.columns) if (!c.available) out.push(`${c.id}: not run: ${c.reason}`);
+  out.push('', ...headline(r));
   const bad = r.cells.filter((c) => c.status === 'fail' || c.status === 'broken');
   for (const c of bad) out.push(`${LABEL[c.status]} ${c.scenario} [${c.column}]: ${c.detail}`);
   return out.join('\n') + '\n';
@@ -37,7 +61,9 @@ export function renderMarkdown(r: MatrixReport): string {
   const h = r.host;
   const out: string[] = [];
   out.push('# tsshim conformance matrix', '');
-  out.push(`Generated ${r.generatedAt} by \`npm run conformance\` (conformance/cli.ts) in ${(r.durationMs / 1000).toFixed(0)} s. ${summaryLine(r)}.`, '');
+  out.push(`Generated ${r.generatedAt} by \`npm run conformance\` (conformance/cli.ts) in ${(r.durationMs / 1000).toFixed(0)} s.`, '');
+  for (const l of headline(r)) out.push(`- ${mdEscape(l)}`);
+  out.push('');
   out.push('Every scenario runs first on the reference shim (`io.containerd.runc.v2`); a cell passes when the column\'s observation equals the reference\'s and meets the scenario\'s own expectations. "not supported" = the handler declares it lacks the operation and the shim answered Unimplemented; "not run" = the backend is not installed or the host cannot do it (reason quoted).', '');
   out.push('## Host', '');
   out.push(`| fact | value |`, `|---|---|`);
@@ -111,13 +137,15 @@ const JS = `
 (function(){
   var table=document.getElementById('matrix');
   var cells=table.querySelectorAll('td.cell');
-  var counts={};
+  var per={},cols=[];
   cells.forEach(function(td){
-    counts[td.dataset.status]=(counts[td.dataset.status]||0)+1;
+    var col=(td.dataset.key||'?/?').split('/').pop();
+    if(!per[col]){per[col]={};cols.push(col);}
+    per[col][td.dataset.status]=(per[col][td.dataset.status]||0)+1;
     td.addEventListener('click',function(){td.classList.toggle('open');});
   });
   var order=['pass','fail','not-supported','not-run','broken'];
-  document.getElementById('counts').textContent=cells.length+' cells: '+order.map(function(k){return (counts[k]||0)+' '+k;}).join(', ');
+  document.getElementById('counts').textContent=cols.map(function(c){return c+': '+order.filter(function(k){return per[c][k];}).map(function(k){return per[c][k]+' '+k;}).join(', ');}).join('; ');
   var m=/open=([^&]+)/.exec(location.hash);
   if(m){decodeURIComponent(m[1]).split(',').forEach(function(key){
     var td=table.querySelector('td.cell[data-key="'+key.replace(/"/g,'')+'"]');if(td)td.classList.add('open');});}
@@ -155,7 +183,9 @@ export function renderHtml(r: MatrixReport): string {
 <html lang="en"><head><meta charset="utf-8"><title>tsshim conformance matrix</title><style>${CSS}</style></head>
 <body>
 <h1>tsshim conformance matrix</h1>
-<p>Generated ${esc(r.generatedAt)} in ${(r.durationMs / 1000).toFixed(0)} s. <span id="counts">${esc(summaryLine(r))}</span></p>
+<p>Generated ${esc(r.generatedAt)} in ${(r.durationMs / 1000).toFixed(0)} s.</p>
+<ul id="headline">${headline(r).map((l) => `<li>${esc(l)}</li>`).join('')}</ul>
+<p>Per column: <span id="counts">${esc(headline(r).join('. '))}</span></p>
 <p class="legend"><span class="pass" style="background:#c8ecc9">pass</span><span style="background:#f6b3b3">fail</span><span style="background:#fde7a6">not supported</span><span style="background:#e4e4e4">not run</span><span style="background:#e28ad9">broken scenario</span> Hover a cell for its detail, click to expand it.</p>
 <table id="matrix"><thead><tr><th>scenario</th>${colHeads}</tr></thead><tbody>
 ${rows.join('\n')}

@@ -86,6 +86,7 @@ export async function runMatrix(opts: MatrixOptions): Promise<MatrixReport> {
       const a = availability.get(c.id)!;
       return {
         id: c.id,
+        kind: c.kind,
         header: c.header,
         runtimeType: c.runtimeType,
         ...(c.handlerToml ? { handlerToml: c.handlerToml } : {}),

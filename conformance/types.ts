@@ -11,7 +11,7 @@ import type { CriClient } from '../src/client/cri.js';
 import type { Operation } from '../src/shim-api/operations.js';
 import type { PrivateContainerd } from '../test/helpers/containerd.js';
 import type { RunResult } from '../test/helpers/proc.js';
-import type { Column, ColumnId } from './columns.js';
+import type { Column, ColumnId, ColumnKind } from './columns.js';
 import type { HostFactsReport } from './hostfacts.js';
 
 export type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
@@ -139,6 +139,8 @@ export interface Scenario {
 
 export interface ColumnReport {
   id: ColumnId;
+  /** reference (runc-v2), tsshim (one of tsshim's own handlers) or stand-in (a tsshim handler in front of a substitute backend). */
+  kind?: ColumnKind;
   header: string;
   runtimeType: string;
   handlerToml?: string;

@@ -6,6 +6,7 @@ import { controlScenarios } from './control.js';
 import { misuseScenarios } from './misuse.js';
 import { robustnessScenarios } from './robustness.js';
 import { criScenarios } from './cri.js';
+import { runcOptionsScenarios } from './runc-options.js';
 
 export const SCENARIOS: readonly Scenario[] = Object.freeze([
   ...lifecycleScenarios,
@@ -13,6 +14,7 @@ export const SCENARIOS: readonly Scenario[] = Object.freeze([
   ...controlScenarios,
   ...misuseScenarios,
   ...robustnessScenarios,
+  ...runcOptionsScenarios,
   ...criScenarios,
 ]);
 

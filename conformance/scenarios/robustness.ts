@@ -1,8 +1,8 @@
 // Cleanup, shim death, containerd restart, log URIs, concurrent waits, host pids, shim grouping.
 import { chmodSync, existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { bundleDir, leftovers, shimPids, waitNoLeftovers } from '../../test/helpers/tasks.js';
-import { findProcesses, isAlive } from '../../test/helpers/proc.js';
+import { bundleDir, leftovers, shimBinaryOf, shimDaemons, shimPids, waitNoLeftovers } from '../../test/helpers/tasks.js';
+import { isAlive } from '../../test/helpers/proc.js';
 import type { Json, Scenario, ScenarioContext } from '../types.js';
 import { cgroupOf, ctrMessage, ok, runSleeper, sleep, waitFor, waitStatus } from './util.js';
 
@@ -44,17 +44,6 @@ function socketOf(ctx: ScenarioContext, id: string): string | undefined {
   }
 }
 
-/** Shim daemons (not `start`/`delete` invocations) of this containerd for these task ids, by binary. */
-function shimDaemons(ctx: ScenarioContext, ids: string[]): Array<{ pid: number; binary: string }> {
-  return findProcesses((argv) => {
-    const i = argv.indexOf('-id');
-    const a = argv.indexOf('-address');
-    return i >= 0 && ids.includes(argv[i + 1] ?? '') && a >= 0 && argv[a + 1] === ctx.cd.address && !argv.includes('start') && !argv.includes('delete');
-  }).map((p) => ({ pid: p.pid, binary: (p.argv.find((x) => /containerd-shim-/.test(x)) ?? p.argv[0] ?? '').split('/').pop()! }));
-}
-
-const shimBinaryOf = (ctx: ScenarioContext) => (ctx.column.runtimeType === 'io.containerd.runc.v2' ? 'containerd-shim-runc-v2' : 'containerd-shim-tsshim-v2');
-
 export const robustnessScenarios: Scenario[] = [
   {
     id: 'cleanup-after-rm',
@@ -85,9 +74,9 @@ export const robustnessScenarios: Scenario[] = [
     async run(ctx) {
       const id = ctx.uniqueId('shimk');
       const pid = await runSleeper(ctx, id);
-      const daemons = shimDaemons(ctx, [id]).filter((d) => d.binary === shimBinaryOf(ctx));
+      const daemons = shimDaemons(ctx.cd, [id]).filter((d) => d.binary === shimBinaryOf(ctx.column.runtimeType));
       ctx.note('daemons', daemons.map((d) => `${d.binary}:${d.pid}`));
-      if (daemons.length !== 1) throw new Error(`expected one ${shimBinaryOf(ctx)} daemon for ${id}, found ${JSON.stringify(daemons)}`);
+      if (daemons.length !== 1) throw new Error(`expected one ${shimBinaryOf(ctx.column.runtimeType)} daemon for ${id}, found ${JSON.stringify(daemons)}`);
       process.kill(daemons[0]!.pid, 'SIGKILL');
       let st = '';
       await waitFor(async () => (st = (await ctx.ctr.raw(['task', 'ls'])).stdout.split('\n').find((l) => l.startsWith(id + ' '))?.trim().split(/\s+/)[2] ?? '(not listed)') !== 'RUNNING', 20_000, 200);
@@ -131,31 +120,45 @@ export const robustnessScenarios: Scenario[] = [
   {
     id: 'log-uri-file',
     group: 'logging',
-    title: '`--log-uri file:///...`: stdout and stderr land in the file, nothing on ctr\'s own stdout',
+    title: '`--log-uri file:///...`: stdout and stderr (a pipe inside) appended to the file, nothing on ctr\'s own stdout',
     async run(ctx) {
       const id = ctx.uniqueId('flog');
       const file = join(ctx.tmp, 'container.log');
-      const r = await ctx.ctr.run(id, ['sh', '-c', 'echo to-log-out; echo to-log-err >&2; exit 4'], { rm: true, flags: ['--log-uri', `file://${file}`] });
-      await waitFor(() => existsSync(file) && readFileSync(file, 'utf8').split('\n').length >= 3, 5000, 50);
-      const lines = existsSync(file) ? readFileSync(file, 'utf8').split('\n').filter(Boolean).sort() : null;
-      return { exitCode: r.exitCode, ctrStdout: r.stdout, fileLines: lines };
+      writeFileSync(file, 'already here\n');
+      const r = await ctx.ctr.run(id, ['sh', '-c', 'echo to-log-out; echo to-log-err >&2; readlink /proc/self/fd/1 | cut -c1-5; exit 4'], { rm: true, flags: ['--log-uri', `file://${file}`] });
+      const lines = () => readFileSync(file, 'utf8').split('\n').filter(Boolean);
+      await waitFor(() => lines().length >= 4, 10_000, 50);
+      // The container writes into a pipe the shim copies from, never into the host file itself.
+      return { exitCode: r.exitCode, ctrStdout: r.stdout, firstLine: lines()[0] ?? null, fileLines: lines().slice(1).sort() };
     },
-    expect: (o) => (JSON.stringify(o.fileLines) === JSON.stringify(['to-log-err', 'to-log-out']) ? [] : [`file lines ${JSON.stringify(o.fileLines)}`]),
+    expect: (o) =>
+      o.firstLine === 'already here' && JSON.stringify(o.fileLines) === JSON.stringify(['pipe:', 'to-log-err', 'to-log-out']) ? [] : [`first line ${JSON.stringify(o.firstLine)}, then ${JSON.stringify(o.fileLines)}`],
   },
   {
     id: 'log-uri-binary',
     group: 'logging',
-    title: '`--log-uri binary:///logger`: the logger gets stdout on fd 3, stderr on fd 4, CONTAINER_ID in its environment',
+    title: '`--log-uri binary:///logger?arg=v`: the logger gets stdout on fd 3, stderr on fd 4, CONTAINER_ID/CONTAINER_NAMESPACE, args from the query',
     async run(ctx) {
       const id = ctx.uniqueId('blog');
       const dir = ctx.tmp;
       const logger = join(dir, 'logger.sh');
       writeFileSync(
         logger,
-        `#!/bin/sh\n# containerd logging binary: fd 3 stdout, fd 4 stderr, fd 5 closed when ready\necho "$CONTAINER_ID $CONTAINER_NAMESPACE" > ${dir}/env\nexec 5>&-\ncat <&3 > ${dir}/out &\ncat <&4 > ${dir}/err &\nwait\n`,
+        [
+          '#!/bin/sh',
+          '# containerd logging binary: fd 3 stdout, fd 4 stderr, close fd 5 when ready',
+          `echo "$CONTAINER_ID $CONTAINER_NAMESPACE" > ${dir}/env`,
+          `echo "$@" > ${dir}/args`,
+          // the copies must not hold fd 5, or the shim waits for readiness forever
+          `cat <&3 > ${dir}/out 5>&- &`,
+          `cat <&4 > ${dir}/err 5>&- &`,
+          'exec 5>&-',
+          'wait',
+          '',
+        ].join('\n'),
       );
       chmodSync(logger, 0o755);
-      const r = await ctx.ctr.run(id, ['sh', '-c', 'echo bin-out; echo bin-err >&2'], { rm: true, flags: ['--log-uri', `binary://${logger}`] });
+      const r = await ctx.ctr.run(id, ['sh', '-c', 'echo bin-out; echo bin-err >&2; exit 2'], { rm: true, flags: ['--log-uri', `binary://${logger}?arg=v`] });
       const read = (f: string) => (existsSync(join(dir, f)) ? readFileSync(join(dir, f), 'utf8') : null);
       await waitFor(() => read('out') === 'bin-out\n' && read('err') === 'bin-err\n', 5000, 50);
       const env = read('env');
@@ -164,15 +167,19 @@ export const robustnessScenarios: Scenario[] = [
         ctrStdout: r.stdout,
         loggerStdout: read('out'),
         loggerStderr: read('err'),
-        loggerEnv: env === null ? null : env.replace(id, '<id>').trim(),
+        loggerEnv: env === null ? null : env.replace(id, '<id>').replace(ctx.cd.namespace, '<namespace>').trim(),
+        loggerArgs: read('args'),
       };
     },
-    expect: (o) => (o.loggerStdout === 'bin-out\n' && o.loggerStderr === 'bin-err\n' ? [] : [`logger got ${JSON.stringify(o.loggerStdout)} / ${JSON.stringify(o.loggerStderr)}`]),
+    expect: (o) =>
+      o.loggerStdout === 'bin-out\n' && o.loggerStderr === 'bin-err\n' && o.loggerArgs === 'arg v\n' && o.loggerEnv === '<id> <namespace>'
+        ? []
+        : [`logger got ${JSON.stringify(o.loggerStdout)} / ${JSON.stringify(o.loggerStderr)}, args ${JSON.stringify(o.loggerArgs)}, env ${JSON.stringify(o.loggerEnv)}`],
   },
   {
     id: 'concurrent-waits',
     group: 'grpc',
-    title: 'three concurrent Wait calls (gRPC) on a running task all return 137 with the same exited_at after SIGKILL',
+    title: 'three concurrent Wait calls (gRPC) on a running task, then one after the exit: all 137 with the same exited_at after SIGKILL',
     async run(ctx) {
       const id = ctx.uniqueId('waits');
       await runSleeper(ctx, id);
@@ -180,10 +187,13 @@ export const robustnessScenarios: Scenario[] = [
       await sleep(300);
       ok(await ctx.ctr.raw(['task', 'kill', '-s', 'SIGKILL', id]), 'kill');
       const res = await Promise.all(waits);
-      const at = res.map((w) => `${w.exitedAt?.seconds ?? 0}.${w.exitedAt?.nanos ?? 0}`);
-      return { statuses: res.map((w) => w.exitStatus), sameExitedAt: at.every((a) => a === at[0]), exitedAtSet: (res[0]?.exitedAt?.seconds ?? 0) > 0 };
+      // A Wait after the exit answers at once (a hung one fails on this deadline) with the same exit.
+      const after = await ctx.client.tasks.wait({ containerId: id }, { timeoutMs: 10_000 });
+      const at = [...res, after].map((w) => `${w.exitedAt?.seconds ?? 0}.${w.exitedAt?.nanos ?? 0}`);
+      return { statuses: res.map((w) => w.exitStatus), sameExitedAt: at.every((a) => a === at[0]), exitedAtSet: (res[0]?.exitedAt?.seconds ?? 0) > 0, afterExitStatus: after.exitStatus };
     },
-    expect: (o) => (JSON.stringify(o.statuses) === '[137,137,137]' && o.sameExitedAt === true ? [] : [`statuses ${JSON.stringify(o.statuses)}`]),
+    expect: (o) =>
+      JSON.stringify(o.statuses) === '[137,137,137]' && o.afterExitStatus === 137 && o.sameExitedAt === true ? [] : [`statuses ${JSON.stringify(o.statuses)}, after exit ${o.afterExitStatus}, same exited_at ${o.sameExitedAt}`],
   },
   {
     id: 'host-pid',
@@ -215,7 +225,7 @@ export const robustnessScenarios: Scenario[] = [
   {
     id: 'grouping',
     group: 'grouping',
-    title: 'two containers annotated io.containerd.runc.v2.group=<g>: one shim daemon and address; each removable alone',
+    title: 'two containers annotated io.containerd.runc.v2.group=<g>: one shim daemon and address; removing one leaves only the daemon, the other still runs and execs; the daemon exits after the last',
     async run(ctx) {
       const a = ctx.uniqueId('grpa');
       const b = ctx.uniqueId('grpb');
@@ -223,8 +233,8 @@ export const robustnessScenarios: Scenario[] = [
       const flags = ['--annotation', `io.containerd.runc.v2.group=${group}`];
       const pa = await runSleeper(ctx, a, { flags });
       const pb = await runSleeper(ctx, b, { flags });
-      const mine = shimBinaryOf(ctx);
-      const all = shimDaemons(ctx, [a, b]);
+      const mine = shimBinaryOf(ctx.column.runtimeType);
+      const all = shimDaemons(ctx.cd, [a, b]);
       ctx.note('daemons', all.map((d) => `${d.binary}:${d.pid}`));
       const daemons = all.filter((d) => d.binary === mine);
       const sameAddress = socketOf(ctx, a) !== undefined && socketOf(ctx, a) === socketOf(ctx, b);
@@ -232,23 +242,38 @@ export const robustnessScenarios: Scenario[] = [
       await waitStatus(ctx, a, 'STOPPED');
       await ctx.ctr.raw(['task', 'rm', a]);
       await ctx.ctr.raw(['containers', 'rm', a]);
+      // Everything of a goes, except the group's shim daemons (started as `-id <a>`; a delegating
+      // shim has its delegate's too): they serve b.
+      const groupShims = new Set(all.map((d) => d.pid));
+      const leftOfFirst = () => leftovers(ctx.cd, a, [pa]).filter((l) => !groupShims.has(Number(/^shim process (\d+)$/.exec(l)?.[1])));
+      await waitFor(() => leftOfFirst().length === 0, 10_000, 100);
       await sleep(300);
+      const leftOfA = leftOfFirst().map(describeLeftover);
       const bAfter = await waitStatus(ctx, b, 'RUNNING', 2000);
       const daemonAliveForB = daemons.length > 0 && daemons.every((d) => isAlive(d.pid));
+      const x = await ctx.ctr.raw(['task', 'exec', '--exec-id', 'after', b, 'echo', 'alive']);
       ok(await ctx.ctr.raw(['task', 'kill', '-s', 'SIGKILL', b]), 'kill b');
       await waitStatus(ctx, b, 'STOPPED');
-      await ctx.ctr.raw(['task', 'rm', b]);
+      const rm = await ctx.ctr.raw(['task', 'rm', b]);
       await ctx.ctr.raw(['containers', 'rm', b]);
       const gone = await waitFor(() => daemons.every((d) => !isAlive(d.pid)), 10_000, 100);
+      const leftOfB = (await waitNoLeftovers(ctx.cd, b, [pb])).map(describeLeftover);
       return {
         shimDaemons: daemons.length,
         sameAddress,
+        leftOfFirst: leftOfA,
         secondRunningAfterFirstRemoved: bAfter === 'RUNNING',
         daemonSurvivesFirstRemoval: daemonAliveForB,
+        execInSecondAfter: x.exitCode === 0 ? x.stdout : `exit ${x.exitCode}: ${ctrMessage(x.stderr, b)}`,
+        secondTaskRmSays: ctrMessage(rm.stderr, b),
         daemonGoneAfterBoth: gone,
+        leftOfSecond: leftOfB,
         containerPidsDiffer: pa !== pb,
       };
     },
-    expect: (o) => (o.shimDaemons === 1 && o.sameAddress === true ? [] : [`${o.shimDaemons} shim daemons, same address ${o.sameAddress}`]),
+    expect: (o) =>
+      o.shimDaemons === 1 && o.sameAddress === true && o.daemonGoneAfterBoth === true && (o.leftOfSecond as Json[]).length === 0
+        ? []
+        : [`${o.shimDaemons} shim daemons, same address ${o.sameAddress}, daemon gone ${o.daemonGoneAfterBoth}, left of b ${JSON.stringify(o.leftOfSecond)}`],
   },
 ];

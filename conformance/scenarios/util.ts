@@ -1,12 +1,11 @@
 // Helpers shared by the scenarios: gRPC status names, Unimplemented detection, polling.
-import { readFileSync } from 'node:fs';
 import type { ServiceError } from '@grpc/grpc-js';
 import { collectEvents, taskStatus, type EventLine } from '../../test/helpers/tasks.js';
-import { runCommand, sleep, waitFor } from '../../test/helpers/proc.js';
+import { cgroupOf, runCommand, sleep, waitFor } from '../../test/helpers/proc.js';
 import type { RunResult } from '../../test/helpers/proc.js';
 import { NotRunError, UnsupportedError, type Capability, type Json, type ScenarioContext } from '../types.js';
 
-export { sleep, waitFor };
+export { cgroupOf, sleep, waitFor };
 
 const CODE_NAMES = [
   'OK', 'Canceled', 'Unknown', 'InvalidArgument', 'DeadlineExceeded', 'NotFound', 'AlreadyExists', 'PermissionDenied',
@@ -24,16 +23,25 @@ export function codeName(e: unknown): string {
   return `Error: ${(e as Error)?.message ?? String(e)}`;
 }
 
-/** Outcome of a gRPC call as a comparable value: 'OK' or the status name. */
-export async function outcome(p: Promise<unknown>, ctx?: ScenarioContext, noteKey?: string): Promise<string> {
+/** Replaces every occurrence of each key with its value (ids -> <id>, paths -> <bundle>...), longest key first. */
+export function normalise(text: string, replace: Record<string, string>): string {
+  let out = text;
+  for (const [k, v] of Object.entries(replace).sort((a, b) => b[0].length - a[0].length)) if (k) out = out.split(k).join(v);
+  return out;
+}
+
+/** Outcome of a gRPC call as a comparable value: 'OK' or `<status name>: <details>` with the replacements applied. */
+export async function outcome(p: Promise<unknown>, replace: Record<string, string> = {}): Promise<string> {
   try {
     await p;
     return 'OK';
   } catch (e) {
-    if (ctx && noteKey) ctx.note(noteKey, isServiceError(e) ? e.details : (e as Error).message);
-    return codeName(e);
+    return isServiceError(e) ? normalise(`${codeName(e)}: ${e.details}`, replace) : codeName(e);
   }
 }
+
+/** The status name of an outcome() ('OK', 'NotFound', ...). */
+export const classOf = (o: unknown): string => String(o).split(':')[0]!;
 
 /** Re-throws an Unimplemented gRPC error as UnsupportedError (with the shim's message). */
 export function unsupportedIfUnimplemented(e: unknown, cap?: Capability): never {
@@ -61,9 +69,9 @@ export function ok(r: RunResult, what: string): RunResult {
   return r;
 }
 
-/** ctr's stderr without logrus decoration: `time=".." level=warning msg="x"` -> `warning: x`; ids replaced by <id>. */
-export function ctrMessage(stderr: string, ...ids: string[]): string {
-  let out = stderr
+/** ctr's stderr without logrus decoration: `time=".." level=warning msg="x"` -> `warning: x`; ids replaced by <id>, or the replacements applied. */
+export function ctrMessage(stderr: string, ...ids: Array<string | Record<string, string>>): string {
+  const out = stderr
     .trim()
     .split('\n')
     .map((l) => {
@@ -71,8 +79,9 @@ export function ctrMessage(stderr: string, ...ids: string[]): string {
       return m ? `${m[1]}: ${m[2]!.replace(/\\"/g, '"')}` : l.replace(/^ctr: /, '');
     })
     .join('\n');
-  for (const id of ids) out = out.split(id).join('<id>');
-  return out;
+  const replace: Record<string, string> = {};
+  for (const r of ids) Object.assign(replace, typeof r === 'string' ? { [r]: '<id>' } : r);
+  return normalise(out, replace);
 }
 
 export async function status(ctx: ScenarioContext, id: string): Promise<string> {
@@ -128,12 +137,3 @@ export async function requireCriu(): Promise<void> {
   if (p) throw new NotRunError(`host limit: \`criu check\` fails: ${p}`);
 }
 
-/** The cgroup v1 path of a pid for a controller, from /proc/<pid>/cgroup. */
-export function cgroupOf(pid: number, controller: string): string | undefined {
-  const text = readFileSync(`/proc/${pid}/cgroup`, 'utf8');
-  for (const line of text.split('\n')) {
-    const [, ctrls, path] = line.split(':');
-    if (ctrls !== undefined && ctrls.split(',').includes(controller)) return path;
-  }
-  return undefined;
-}

@@ -207,3 +207,14 @@ export async function importCriImages(cd: PrivateContainerd): Promise<{ image: s
 }
 
 export { TEST_IMAGE };
+
+/**
+ * Exit status of CRI StopContainer (timeout 2 s) of `sh -c 'echo hi; sleep 300'`, PID 1 of its
+ * pid namespace without a SIGTERM handler: Linux ignores the SIGTERM (SIGNAL_UNKILLABLE), so the
+ * grace period ends in SIGKILL, 137. gVisor's Sentry does not protect its init that way: the init
+ * dies of the SIGTERM, 143 (measured with runsc alone, no shim: `runsc run` of that bundle, then
+ * `runsc kill <id> TERM`, exits 143; `runc kill <id> TERM` leaves it running).
+ */
+export const CRI_STOP_EXIT_STATUS = { linux: 137, gvisor: 143 } as const;
+export const GVISOR_INIT_SIGTERM_REASON =
+  "gVisor's Sentry lets a handler-less PID 1 die of SIGTERM (Linux ignores it): StopContainer ends with 143, not the SIGKILL's 137; runsc alone does the same";

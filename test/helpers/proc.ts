@@ -170,3 +170,51 @@ export async function waitFor(pred: () => boolean | Promise<boolean>, timeoutMs:
   }
   return pred();
 }
+
+/** Process state letter from /proc/<pid>/stat ('R', 'S', 'Z', ...), undefined when gone. */
+export function procState(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Direct children of pid over all its threads (/proc/<pid>/task/<tid>/children). */
+export function childrenOf(pid: number): number[] {
+  const out = new Set<number>();
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      for (const c of readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').trim().split(/\s+/)) if (c) out.add(Number(c));
+    } catch {
+      /* thread exited */
+    }
+  }
+  return [...out];
+}
+
+export const zombieChildren = (pid: number): number[] => childrenOf(pid).filter((c) => procState(c) === 'Z');
+
+export const fdCount = (pid: number): number => readdirSync(`/proc/${pid}/fd`).length;
+
+/** The cgroup v1 path of a pid for a controller, from /proc/<pid>/cgroup. */
+export function cgroupOf(pid: number, controller: string): string | undefined {
+  for (const line of readFileSync(`/proc/${pid}/cgroup`, 'utf8').split('\n')) {
+    const [, ctrls, path] = line.split(':');
+    if (ctrls !== undefined && ctrls.split(',').includes(controller)) return path;
+  }
+  return undefined;
+}
+
+/** Single-quotes a word for sh. */
+export const shq = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
+
+/**
+ * Runs argv with a pseudo-terminal on its stdin/stdout (util-linux `script`) sized rows x cols
+ * (ctr -t needs a console and sends its size to the task).
+ */
+export function underTerminal(argv: string[], opts: { rows?: number; cols?: number; timeoutMs?: number } = {}): Promise<RunResult> {
+  const size = opts.rows && opts.cols ? `stty rows ${opts.rows} cols ${opts.cols}; ` : '';
+  return runCommand('script', ['-qfec', `${size}${argv.map(shq).join(' ')}`, '/dev/null'], { timeoutMs: opts.timeoutMs ?? 60_000 });
+}

@@ -5,18 +5,26 @@ import type { ChildProcess } from 'node:child_process';
 import { findProcesses, waitFor } from './proc.js';
 import type { PrivateContainerd } from './containerd.js';
 import { mountsUnder } from './teardown.js';
-import { RUNTIME_TYPE } from '../../src/shim-api/runtime-type.js';
+import { RUNTIME_TYPE, SHIM_BINARY } from '../../src/shim-api/runtime-type.js';
 
 export const TSSHIM = RUNTIME_TYPE;
 export const RUNC_V2 = 'io.containerd.runc.v2';
 
-/** Shim daemons serving task `id` (first task id of the group) for this containerd. */
-export function shimPids(cd: PrivateContainerd, id: string): number[] {
+/** The shim binary containerd runs for a runtime type. */
+export const shimBinaryOf = (runtimeType: string): string => (runtimeType === RUNC_V2 ? 'containerd-shim-runc-v2' : SHIM_BINARY);
+
+/** Shim daemons (not `start`/`delete` invocations) of this containerd launched for one of these task ids (the first task of a group), with their binary's name. */
+export function shimDaemons(cd: PrivateContainerd, ids: string[]): Array<{ pid: number; binary: string }> {
   return findProcesses((argv) => {
     const i = argv.indexOf('-id');
     const a = argv.indexOf('-address');
-    return i >= 0 && argv[i + 1] === id && a >= 0 && argv[a + 1] === cd.address && !argv.includes('start') && !argv.includes('delete');
-  }).map((p) => p.pid);
+    return i >= 0 && ids.includes(argv[i + 1] ?? '') && a >= 0 && argv[a + 1] === cd.address && !argv.includes('start') && !argv.includes('delete');
+  }).map((p) => ({ pid: p.pid, binary: (p.argv.find((x) => /containerd-shim-/.test(x)) ?? p.argv[0] ?? '').split('/').pop()! }));
+}
+
+/** Shim daemons serving task `id` (first task id of the group) for this containerd. */
+export function shimPids(cd: PrivateContainerd, id: string): number[] {
+  return shimDaemons(cd, [id]).map((d) => d.pid);
 }
 
 export function bundleDir(cd: PrivateContainerd, id: string, ns = cd.namespace): string {
