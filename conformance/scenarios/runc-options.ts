@@ -135,4 +135,40 @@ export const runcOptionsScenarios: Scenario[] = [
     },
     expect: (o) => (o.create !== 'OK' ? [] : ['Create with SystemdCgroup succeeded without systemd as PID 1']),
   },
+  {
+    id: 'early-exit-after-create',
+    group: 'runc options',
+    title: 'a BinaryName wrapper SIGKILLs the init right after `runc create`: Create answers, Wait returns 137 (never hangs), Start is refused, Delete reports 137 (no exit is lost)',
+    async run(ctx) {
+      requireRuncBackend(ctx);
+      const runc = (await runChecked('sh', ['-c', 'command -v runc'])).trim();
+      const wrapper = join(ctx.tmp, 'runc-kills-init');
+      writeFileSync(
+        wrapper,
+        [
+          '#!/bin/sh',
+          `${runc} "$@" || exit $?`,
+          // after a successful create: SIGKILL the init named by --pid-file, then answer success
+          'case " $* " in *" create "*)',
+          '  pf=""; prev=""',
+          '  for a in "$@"; do [ "$prev" = "--pid-file" ] && pf="$a"; prev="$a"; done',
+          '  kill -9 "$(cat "$pf")";;',
+          'esac',
+          'exit 0',
+          '',
+        ].join('\n'),
+      );
+      chmodSync(wrapper, 0o755);
+      const id = ctx.uniqueId('early');
+      const mounts = await createWithOptions(ctx, id, { binaryName: wrapper });
+      const created = await ctx.client.tasks.create({ containerId: id, rootfs: mounts, stdin: '', stdout: '', stderr: '', terminal: false, options: undefined }, T);
+      const waited = await ctx.client.tasks.wait({ containerId: id }, T);
+      const got = await ctx.client.tasks.get({ containerId: id }, T);
+      const start = await outcome(ctx.client.tasks.start({ containerId: id }, T), { [id]: '<id>' });
+      const deleted = await ctx.client.tasks.delete({ containerId: id }, T);
+      return { createPidPositive: created.pid > 0, waited: waited.exitStatus, status: got.process?.status ?? null, exitStatus: got.process?.exitStatus ?? null, start, deleted: deleted.exitStatus };
+    },
+    expect: (o) =>
+      o.createPidPositive === true && o.waited === 137 && o.deleted === 137 && o.start !== 'OK' ? [] : [`create pid ${o.createPidPositive}, wait ${o.waited}, start ${o.start}, delete ${o.deleted}`],
+  },
 ];
