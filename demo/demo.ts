@@ -18,19 +18,25 @@ const SCRIPT = 'echo "kernel $(uname -r): $(dmesg 2>/dev/null | head -1 | cut -c
 
 async function main(): Promise<number> {
   const dir = mkdtempSync(join(tmpdir(), 'tsshim-demo-'));
+  // Every tsshim row runs with its own handler config (never the default handler).
   const configs: Record<string, string> = {
+    runc: 'handler = "runc"\nname = "tsshim-runc"\n',
     gvisor: 'handler = "gvisor"\nname = "tsshim-gvisor"\n[options]\nplatform = "ptrace"\nnetwork = "none"\n',
-    kata: 'handler = "kata"\nname = "tsshim-kata"\n[options]\n# stand-in delegate: real Kata (containerd-shim-kata-v2) is not installable here\nshim = "containerd-shim-runc-v2"\n',
+    'kata-standin': 'handler = "kata"\nname = "tsshim-kata-standin"\n[options]\n# stand-in delegate: real Kata (containerd-shim-kata-v2) is not installable here\nshim = "containerd-shim-runc-v2"\n',
+    youki: 'handler = "youki"\nname = "tsshim-youki"\n',
+    kata: 'handler = "kata"\nname = "tsshim-kata"\n',
   };
   for (const [k, v] of Object.entries(configs)) writeFileSync(join(dir, `${k}.toml`), v);
+  const cfg = (k: keyof typeof configs) => join(dir, `${k}.toml`);
   const probes = new Map((await probeAll()).map((p) => [p.type, p] as const));
+  const unusable = (type: string) => (probes.get(type)?.usable ? undefined : (probes.get(type)?.reason ?? `no ${type} handler`));
   const columns: Array<{ column: string; runtime: string; configPath?: string; skip?: string }> = [
     { column: 'reference: io.containerd.runc.v2', runtime: 'io.containerd.runc.v2' },
-    { column: 'tsshim: runc handler', runtime: RUNTIME_TYPE },
-    { column: 'tsshim: gvisor handler (runsc, ptrace)', runtime: RUNTIME_TYPE, configPath: join(dir, 'gvisor.toml'), skip: probes.get('gvisor')?.usable ? undefined : probes.get('gvisor')?.reason },
-    { column: 'tsshim: kata handler (delegate stand-in: containerd-shim-runc-v2)', runtime: RUNTIME_TYPE, configPath: join(dir, 'kata.toml') },
-    { column: 'tsshim: youki handler', runtime: RUNTIME_TYPE, skip: probes.get('youki')?.usable ? undefined : probes.get('youki')?.reason },
-    { column: 'tsshim: real Kata', runtime: RUNTIME_TYPE, skip: probes.get('kata')?.usable ? undefined : probes.get('kata')?.reason },
+    { column: 'tsshim: runc handler', runtime: RUNTIME_TYPE, configPath: cfg('runc') },
+    { column: 'tsshim: gvisor handler (runsc, ptrace)', runtime: RUNTIME_TYPE, configPath: cfg('gvisor'), skip: unusable('gvisor') },
+    { column: 'tsshim: kata handler (delegate stand-in: containerd-shim-runc-v2)', runtime: RUNTIME_TYPE, configPath: cfg('kata-standin') },
+    { column: 'tsshim: youki handler', runtime: RUNTIME_TYPE, configPath: cfg('youki'), skip: unusable('youki') },
+    { column: 'tsshim: real Kata', runtime: RUNTIME_TYPE, configPath: cfg('kata'), skip: unusable('kata') },
   ];
   console.log('[demo] starting a private containerd');
   const cd = await startContainerd({ name: 'demo' });

@@ -25,11 +25,15 @@ import path from 'node:path';
 import { ShimError } from '../../shim-api/errors.js';
 import { OciCliDriver, readPidFile } from './driver.js';
 import { execaRunner } from './testing/execa-runner.js';
+import { skipWithReason } from '../../../test/helpers/skip.js';
 import { runcProfile } from '../runc/profile.js';
 
 const BUSYBOX = ['/bin/busybox', '/usr/bin/busybox'].find((p) => existsSync(p));
 const runcPath = (await execa('sh', ['-c', 'command -v runc'], { reject: false })).stdout.trim();
 const usable = process.getuid?.() === 0 && BUSYBOX !== undefined && runcPath !== '';
+const missing = [process.getuid?.() === 0 ? '' : 'not root', BUSYBOX ? '' : 'no busybox (/bin/busybox, /usr/bin/busybox)', runcPath ? '' : 'runc not on PATH'].filter(Boolean);
+/** `test` when this host can run the real-runc tests, else a skip carrying the reason. */
+const realTest: (name: string, fn: () => Promise<void>) => void = usable ? test : (name) => skipWithReason(test, name, missing.join(', '));
 
 const top = mkdtempSync('/tmp/tsshim-runc-test-');
 const root = path.join(top, 'root');
@@ -102,11 +106,7 @@ function pidsMax(pid: number): string {
 
 const fds: number[] = [];
 
-test('real runc: create, start, ps, exec, update, pause, resume, kill 9, delete', async () => {
-  if (!usable) {
-    console.log('skipped: needs root, busybox and runc');
-    return;
-  }
+realTest('real runc: create, start, ps, exec, update, pause, resume, kill 9, delete', async () => {
   const bundle = await makeBundle('bundle', ['sh', '-c', 'echo hello-from-container; sleep 1000']);
   const d = new OciCliDriver({ profile: runcProfile, root, namespace: ns, bundle }, execaRunner);
   assert.is(d.root, path.join(root, ns));
@@ -173,8 +173,7 @@ test('real runc: create, start, ps, exec, update, pause, resume, kill 9, delete'
   }
 });
 
-test('real runc: a failing create reports runc\'s own words from log.json', async () => {
-  if (!usable) return;
+realTest('real runc: a failing create reports runc\'s own words from log.json', async () => {
   const bundle = await makeBundle('bad-bundle', ['/does-not-exist']);
   const d = new OciCliDriver({ profile: runcProfile, root, namespace: ns, bundle }, execaRunner);
   const devnull = openSync('/dev/null', 'r+');
@@ -198,8 +197,7 @@ test('real runc: a failing create reports runc\'s own words from log.json', asyn
   }
 });
 
-test('real runc: features document', async () => {
-  if (!usable) return;
+realTest('real runc: features document', async () => {
   const d = new OciCliDriver({ profile: runcProfile, root, namespace: ns, bundle: top }, execaRunner);
   const f = (await d.features()) as Record<string, unknown>;
   assert.type(f.ociVersionMin, 'string');

@@ -12,11 +12,15 @@ import path from 'node:path';
 import { ShimError } from '../../shim-api/errors.js';
 import { OciCliDriver, readPidFile } from './driver.js';
 import { execaRunner } from './testing/execa-runner.js';
+import { skipWithReason } from '../../../test/helpers/skip.js';
 import { gvisorProfile } from '../gvisor/profile.js';
 
 const BUSYBOX = ['/bin/busybox', '/usr/bin/busybox'].find((p) => existsSync(p));
 const runscPath = (await execa('sh', ['-c', 'command -v runsc'], { reject: false })).stdout.trim();
 const usable = process.getuid?.() === 0 && BUSYBOX !== undefined && runscPath !== '';
+const missing = [process.getuid?.() === 0 ? '' : 'not root', BUSYBOX ? '' : 'no busybox (/bin/busybox, /usr/bin/busybox)', runscPath ? '' : 'runsc not on PATH'].filter(Boolean);
+/** `test` when this host can run the real-runsc tests, else a skip carrying the reason. */
+const realTest: (name: string, fn: () => Promise<void>) => void = usable ? test : (name) => skipWithReason(test, name, missing.join(', '));
 
 const top = mkdtempSync('/tmp/tsshim-runsc-test-');
 const root = path.join(top, 'root');
@@ -52,11 +56,7 @@ async function expectKind(p: Promise<unknown>, kind: string): Promise<string> {
   return '';
 }
 
-test('real runsc: create, start, ps (sandbox pids), exec, pause, resume, checkpoint, restore, kill, delete', async () => {
-  if (!usable) {
-    console.log('skipped: needs root, busybox and runsc');
-    return;
-  }
+realTest('real runsc: create, start, ps (sandbox pids), exec, pause, resume, checkpoint, restore, kill, delete', async () => {
   const bundle = await makeBundle('bundle', ['sleep', '1000']);
   const d = new OciCliDriver({ profile: gvisorProfile, root, namespace: ns, bundle }, execaRunner);
 
