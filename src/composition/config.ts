@@ -3,7 +3,7 @@
  * One TOML format for the default file (/etc/tsshim/config.toml) and for the
  * per-runtime-entry files that containerd names through runtime options.
  *
- *   handler = "gvisor"                 # handler type: runc | gvisor | youki | kata | oci
+ *   handler = "gvisor"                 # handler type: runc | gvisor | youki | kata | crun | oci
  *   name = "tsshim-gvisor"             # optional display name
  *   binary = "/usr/bin/runsc"          # optional backend binary
  *   root = "/run/containerd/runsc"     # optional backend state root

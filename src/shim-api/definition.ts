@@ -69,7 +69,8 @@ const TYPE_RE = /^[a-z0-9][a-z0-9-]*$/;
 
 /**
  * Fills the conventional names (runtime entry tsshim-<type>, <type>.toml, docs/handlers/<type>.md)
- * and freezes. assess() and binariesFor() may use `this`-free closures only.
+ * and no pod annotations, checks the type name, and freezes. Methods are called unbound: an
+ * assess() that needs its own definition refers to the exported constant.
  */
 export function defineHandler<T extends string>(spec: HandlerDefinitionSpec<T>): HandlerDefinition<T> {
   if (!TYPE_RE.test(spec.type)) throw new TypeError(`handler type ${JSON.stringify(spec.type)} must match ${TYPE_RE}`);

@@ -60,7 +60,7 @@ export interface HandlerResolver {
 
 /** A handler entry as configured (config file, runtime options), after defaults. */
 export interface HandlerConfig {
-  /** Handler type: which factory builds it ("runc", "gvisor", "youki", "kata", "oci"). */
+  /** Handler type: which factory builds it ("runc", "gvisor", "youki", "kata", "crun", "oci"). */
   type: string;
   /** Name shown in logs and errors; the runtime entry's name when known. */
   name: string;
