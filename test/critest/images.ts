@@ -6,13 +6,14 @@
 // Debian's busybox-static lacks and critest execs (read from /proc). The images:
 //
 //   registry.k8s.io/e2e-test-images/busybox:1.29-2            the base as is (root, nobody)
+//   registry.k8s.io/pause:3.10                                 /pause (pause.c), the pods' sandbox image
 //   registry.k8s.io/e2e-test-images/nginx:1.14-2              webd as /usr/sbin/nginx on :80, pid file /var/run/nginx.pid
 //   registry.k8s.io/e2e-test-images/httpd:2.4.39-4            webd as /usr/local/apache2/bin/httpd on :80
 //   gcr.io/k8s-staging-cri-tools/hostnet-nginx-<arch>:latest  webd as /usr/sbin/nginx on :12003
 //   registry.k8s.io/e2e-test-images/nonewprivs:1.3            setuid-root /usr/local/bin/nnp ("Effective uid: N")
 //   gcr.io/k8s-staging-cri-tools/test-image-predefined-group  USER 1000 (default-user), group 50000 in /etc/group
 //
-// webd (webd.c) and nnp (nnp.c) are compiled statically with Debian's gcc; webd serves through
+// webd (webd.c), nnp (nnp.c) and pause (pause.c) are compiled statically with Debian's gcc; webd serves through
 // busybox httpd. Images that critest only ever pulls (image-manager tests) are not built: those
 // tests are skipped by name (see run.ts).
 import { createHash, randomBytes } from 'node:crypto';
@@ -57,7 +58,10 @@ interface ImageSpec {
 
 const WELCOME = '<!DOCTYPE html>\n<html><head><title>Welcome to nginx!</title></head>\n<body><h1>Welcome to nginx!</h1><p>tsshim critest image (local build: busybox httpd)</p></body></html>\n';
 
-function imageSpecs(webd: Buffer, nnp: Buffer): ImageSpec[] {
+/** The sandbox image critest's pods run (containerd's pinned sandbox image in run.ts). */
+export const CRITEST_PAUSE_IMAGE = 'registry.k8s.io/pause:3.10';
+
+function imageSpecs(webd: Buffer, nnp: Buffer, pause: Buffer): ImageSpec[] {
   const arch = ociArch();
   const web = (bin: string, port: number, docroot: string, pidfile: string, title: string) => ({
     Entrypoint: [bin, String(port), docroot, pidfile, title],
@@ -65,6 +69,7 @@ function imageSpecs(webd: Buffer, nnp: Buffer): ImageSpec[] {
   });
   return [
     { name: 'registry.k8s.io/e2e-test-images/busybox:1.29-2', files: {}, config: { Cmd: ['sh'] } },
+    { name: CRITEST_PAUSE_IMAGE, files: { pause: { content: pause, mode: 0o755 } }, config: { Entrypoint: ['/pause'], Cmd: [] } },
     {
       name: 'registry.k8s.io/e2e-test-images/nginx:1.14-2',
       files: { 'usr/sbin/nginx': { content: webd, mode: 0o755 }, 'usr/share/nginx/html/index.html': { content: WELCOME } },
@@ -102,7 +107,7 @@ function imageSpecs(webd: Buffer, nnp: Buffer): ImageSpec[] {
 
 /** Every image name the archive holds. */
 export function critestImageNames(): string[] {
-  return imageSpecs(Buffer.alloc(0), Buffer.alloc(0)).map((s) => s.name);
+  return imageSpecs(Buffer.alloc(0), Buffer.alloc(0), Buffer.alloc(0)).map((s) => s.name);
 }
 
 const sha256 = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
@@ -137,7 +142,7 @@ async function baseRootfs(root: string, busybox: { path: string; bytes: Buffer }
 export async function buildCritestImages(opts: { cacheFile?: string } = {}): Promise<string> {
   const cacheFile = opts.cacheFile ?? CRITEST_IMAGES_CACHE;
   const busybox = findStaticBusybox();
-  const sources = ['webd.c', 'nnp.c'].map((f) => join(REPO_ROOT, 'test', 'critest', f));
+  const sources = ['webd.c', 'nnp.c', 'pause.c'].map((f) => join(REPO_ROOT, 'test', 'critest', f));
   const gccVersion = (await runChecked('gcc', ['-dumpfullversion'])).trim();
   const key = [FORMAT_VERSION, sha256(busybox.bytes), sha256(PGREP + IPCS), ...sources.map((s) => sha256(readFileSync(s))), gccVersion, ociArch()].join(' ') + '\n';
   const keyFile = cacheFile + '.key';
@@ -147,6 +152,7 @@ export async function buildCritestImages(opts: { cacheFile?: string } = {}): Pro
   try {
     const webd = await compile(sources[0]!, join(work, 'webd'));
     const nnp = await compile(sources[1]!, join(work, 'nnp'));
+    const pause = await compile(sources[2]!, join(work, 'pause'));
     const oci = join(work, 'oci');
     mkdirSync(join(oci, 'blobs', 'sha256'), { recursive: true });
     writeFileSync(join(oci, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
@@ -173,7 +179,7 @@ export async function buildCritestImages(opts: { cacheFile?: string } = {}): Pro
     };
 
     const manifests: Descriptor[] = [];
-    for (const spec of imageSpecs(webd, nnp)) {
+    for (const spec of imageSpecs(webd, nnp, pause)) {
       const layers = [...baseManifest.layers];
       const diffIds = [...baseConfig.rootfs.diff_ids];
       const history = [...(baseConfig.history ?? [])];

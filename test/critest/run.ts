@@ -27,7 +27,7 @@ import { startContainerd, TEST_BASE_DIR, type PrivateContainerd } from '../helpe
 import { CONTAINERD_VERSIONS, kataStandInDelegate, PEERS_DIR, type ContainerdVersion } from '../helpers/containerd-version.js';
 import { CRI_NAMESPACE, CRI_PLUGIN_ID, RUNC_RUNTIME_TYPE, TSSHIM_RUNTIME_TYPE, criConfig, importCriImages } from '../helpers/cri.js';
 import { REPO_ROOT, runCommand } from '../helpers/proc.js';
-import { buildCritestImages, critestImageNames } from './images.js';
+import { CRITEST_PAUSE_IMAGE, buildCritestImages, critestImageNames } from './images.js';
 
 export const CRITEST_DIR = join(PEERS_DIR, 'cri-tools');
 export const CRITEST_BIN = join(CRITEST_DIR, 'bin', 'critest');
@@ -40,6 +40,10 @@ export const SKIPS: Array<{ pattern: string; reason: string }> = [
   { pattern: 'Image Consistency', reason: 'pulls and removes registry images (no registry reachable)' },
   { pattern: 'Image Identifier Consistency', reason: 'pulls the same image from two registries (no registry reachable)' },
   { pattern: 'Image Volume', reason: 'pulls a registry image to mount as a volume (no registry reachable)' },
+  {
+    pattern: 'runtime should support MaskedPaths',
+    reason: 'not observable with the local image: Debian\'s busybox-static runs applets in-process (FEATURE_SH_STANDALONE), so `sh -c ls` never executes the masked /bin/ls',
+  },
 ];
 
 export interface HandlerDef {
@@ -60,13 +64,6 @@ export const HANDLERS: HandlerDef[] = [
   { name: 'runc', runtimeType: RUNC_RUNTIME_TYPE, label: 'reference: io.containerd.runc.v2 (that containerd\'s own containerd-shim-runc-v2)' },
   { name: 'tsshim-runc', runtimeType: TSSHIM_RUNTIME_TYPE, label: 'tsshim, runc handler', toml: () => 'handler = "runc"\nname = "tsshim-runc"\n' },
   {
-    name: 'tsshim-gvisor',
-    runtimeType: TSSHIM_RUNTIME_TYPE,
-    label: 'tsshim, gvisor handler (ptrace, network = sandbox)',
-    toml: () => `handler = "gvisor"\nname = "tsshim-gvisor"\nbinary = ${JSON.stringify(gvisorBinary())}\n\n[options]\nplatform = "ptrace"\nnetwork = "sandbox"\n`,
-    unavailable: () => (gvisorBinary() === 'runsc' && !onPath('runsc') ? 'runsc is not installed' : undefined),
-  },
-  {
     name: 'tsshim-youki',
     runtimeType: TSSHIM_RUNTIME_TYPE,
     label: 'tsshim, youki handler',
@@ -80,6 +77,13 @@ export const HANDLERS: HandlerDef[] = [
     standIn: true,
     toml: (version) =>
       `handler = "kata"\nname = "tsshim-kata"\n\n[options]\n# stand-in delegate: real Kata (containerd-shim-kata-v2) is not installable here\nshim = ${JSON.stringify(kataStandInDelegate(version))}\n`,
+  },
+  {
+    name: 'tsshim-gvisor',
+    runtimeType: TSSHIM_RUNTIME_TYPE,
+    label: 'tsshim, gvisor handler (ptrace, network = sandbox)',
+    toml: () => `handler = "gvisor"\nname = "tsshim-gvisor"\nbinary = ${JSON.stringify(gvisorBinary())}\n\n[options]\nplatform = "ptrace"\nnetwork = "sandbox"\n`,
+    unavailable: () => (gvisorBinary() === 'runsc' && !onPath('runsc') ? 'runsc is not installed' : undefined),
   },
 ];
 
@@ -242,7 +246,7 @@ export async function startCriContainerd(version: ContainerdVersion, log: (l: st
   const cni = cniSetup(dir);
   const netnsBefore = new Set(listNetns());
   // criConfig's CRI table, with real CNI: Debian's plugins and our conflist.
-  const doc = parseToml(criConfig(runtimes, { cniDir: join(dir, 'cni-unused') })) as Record<string, any>;
+  const doc = parseToml(criConfig(runtimes, { cniDir: join(dir, 'cni-unused'), sandboxImage: CRITEST_PAUSE_IMAGE })) as Record<string, any>;
   doc.plugins[CRI_PLUGIN_ID].cni = { bin_dir: '/usr/lib/cni', conf_dir: cni.confDir, max_conf_num: 1 };
   const cd = await startContainerd({ name: `critest-${version}`, containerd: version, extraConfig: stringifyToml(doc) });
   log(`[critest] containerd ${version} (${cd.binaries.containerd}) at ${cd.address}; CNI bridge ${cni.bridge}`);
