@@ -219,6 +219,20 @@ function cniSetup(dir: string): { confDir: string; bridge: string; network: stri
   return { confDir, bridge, network };
 }
 
+/** portmap's DNAT rules (and their chains) for our network that an interrupted run left behind. */
+async function removePortmapRules(network: string): Promise<void> {
+  const list = await runCommand('iptables', ['-t', 'nat', '-L', 'CNI-HOSTPORT-DNAT', '-n', '--line-numbers'], { timeoutMs: 10_000 }).catch(() => undefined);
+  if (!list || list.exitCode !== 0) return;
+  const rows = list.stdout.split('\n').filter((l) => l.includes(`"${network}"`)).map((l) => l.trim().split(/\s+/));
+  for (const [num, chain] of rows.reverse()) {
+    await runCommand('iptables', ['-t', 'nat', '-D', 'CNI-HOSTPORT-DNAT', num!], { timeoutMs: 10_000 }).catch(() => undefined);
+    if (chain?.startsWith('CNI-DN-')) {
+      await runCommand('iptables', ['-t', 'nat', '-F', chain], { timeoutMs: 10_000 }).catch(() => undefined);
+      await runCommand('iptables', ['-t', 'nat', '-X', chain], { timeoutMs: 10_000 }).catch(() => undefined);
+    }
+  }
+}
+
 function listNetns(): string[] {
   try {
     return readdirSync('/run/netns');
@@ -263,6 +277,7 @@ export async function startCriContainerd(version: ContainerdVersion, log: (l: st
       await cd.stop();
       // Pod network namespaces CRI made during this run and did not remove (an interrupted run).
       for (const ns of listNetns()) if (ns.startsWith('cni-') && !netnsBefore.has(ns)) await runCommand('ip', ['netns', 'del', ns], { timeoutMs: 10_000 }).catch(() => undefined);
+      await removePortmapRules(cni.network);
       await runCommand('ip', ['link', 'del', cni.bridge], { timeoutMs: 10_000 }).catch(() => undefined);
       rmSync(join('/var/lib/cni/networks', cni.network), { recursive: true, force: true });
       rmSync(dir, { recursive: true, force: true });
