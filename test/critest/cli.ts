@@ -12,6 +12,7 @@ import {
   critestVersion,
   gitCommit,
   parseGinkgoReport,
+  renderDocs,
   runCritest,
   running,
   startCriContainerd,
@@ -20,7 +21,7 @@ import {
   type SpecResult,
 } from './run.js';
 
-const USAGE = `usage: npm run critest -- [--containerd ${CONTAINERD_VERSIONS.join(',')}] [--handlers ${HANDLERS.map((h) => h.name).join(',')}] [--focus REGEX] [--out DIR] [--no-write] [--logs DIR]`;
+const USAGE = `usage: npm run critest -- [--containerd ${CONTAINERD_VERSIONS.join(',')}] [--handlers ${HANDLERS.map((h) => h.name).join(',')}] [--focus REGEX] [--out DIR] [--no-write] [--logs DIR] [--render-only]`;
 
 let interrupted: string | undefined;
 
@@ -33,12 +34,17 @@ async function main(): Promise<number> {
       out: { type: 'string' },
       logs: { type: 'string' },
       'no-write': { type: 'boolean' },
+      'render-only': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
   });
   if (values.help) {
     process.stdout.write(USAGE + '\n');
+    return 0;
+  }
+  if (values['render-only']) {
+    process.stdout.write(`wrote ${renderDocs(values.out ?? join(REPO_ROOT, 'docs'))}\n`);
     return 0;
   }
   if (process.getuid?.() !== 0) {

@@ -347,6 +347,11 @@ export function renderMarkdown(entries: RunEntry[]): string {
     if (e.notRun) lines.push(`| ${e.containerdVersion} | ${h} | - | - | - | - | ${e.date.slice(0, 16)} | ${e.commit} |`);
     else lines.push(`| ${e.containerdVersion} | ${h} | ${e.passed} | ${e.failed} | ${e.skipped} | ${e.seconds} | ${e.date.slice(0, 16)} | ${e.commit} |`);
   }
+  for (const v of [...new Set(sorted.map((e) => e.containerd))]) {
+    const runs = sorted.filter((e) => e.containerd === v && !e.notRun);
+    const total = runs.reduce((a, e) => a + e.seconds, 0);
+    if (runs.length) lines.push('', `containerd ${v}: ${runs.length} critest runs, ${Math.round(total)} s of critest in all (${Math.round(total / runs.length)} s per handler on average; the private containerd's start and image import add about 10 s per version).`);
+  }
   const notRun = sorted.filter((e) => e.notRun);
   if (notRun.length) {
     lines.push('', '## Not run', '');
@@ -394,6 +399,13 @@ function loadEntries(file: string): RunEntry[] {
   } catch {
     return [];
   }
+}
+
+/** docs/critest.md again from docs/critest.json (no run). */
+export function renderDocs(outDir: string): string {
+  const md = join(outDir, 'critest.md');
+  writeFileSync(md, renderMarkdown(loadEntries(join(outDir, 'critest.json'))));
+  return md;
 }
 
 export function writeDocs(outDir: string, fresh: RunEntry[]): { json: string; md: string } {
