@@ -81,7 +81,7 @@ async function doctor(args: string[]): Promise<number> {
   let shim: ShimConfig | undefined;
   let configError: string | undefined;
   try {
-    shim = defaultConfig();
+    shim = await defaultConfig();
   } catch (err) {
     configError = (err as Error).message;
   }
@@ -95,7 +95,7 @@ async function doctor(args: string[]): Promise<number> {
     const file = handlerConfigPath(e, configDir);
     if (fs.existsSync(file)) {
       try {
-        const c = loadConfigFile(file);
+        const c = await loadConfigFile(file);
         if (c.handler.type === e.type) {
           configs[e.type] = c.handler;
           sources[e.type] = file;

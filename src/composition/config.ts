@@ -12,7 +12,7 @@
  *   [options]                          # handler-specific
  *   platform = "ptrace"
  */
-import fs from 'node:fs';
+import fsp from 'node:fs/promises';
 import { parse as parseToml } from 'smol-toml';
 import type { HandlerConfig } from '../shim-api/handler.js';
 import { invalidArgument, failedPrecondition } from '../shim-api/errors.js';
@@ -57,10 +57,10 @@ export function parseConfig(text: string, source: string): ShimConfig {
   };
 }
 
-export function loadConfigFile(file: string): ShimConfig {
+export async function loadConfigFile(file: string): Promise<ShimConfig> {
   let text: string;
   try {
-    text = fs.readFileSync(file, 'utf8');
+    text = await fsp.readFile(file, 'utf8');
   } catch (err) {
     throw failedPrecondition(`cannot read tsshim config ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
@@ -68,8 +68,15 @@ export function loadConfigFile(file: string): ShimConfig {
 }
 
 /** The default config: $TSSHIM_CONFIG, else /etc/tsshim/config.toml when present, else runc. */
-export function defaultConfig(env = process.env): ShimConfig {
+export async function defaultConfig(env = process.env): Promise<ShimConfig> {
   const file = env.TSSHIM_CONFIG || DEFAULT_CONFIG_PATH;
-  if (fs.existsSync(file)) return loadConfigFile(file);
+  try {
+    return parseConfig(await fsp.readFile(file, 'utf8'), file);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
+      if ((err as NodeJS.ErrnoException).code) throw failedPrecondition(`cannot read tsshim config ${file}: ${(err as NodeJS.ErrnoException).code}`);
+      throw err;
+    }
+  }
   return { handler: { type: 'runc', name: 'runc', options: {} }, debug: false, allowAnnotationOverride: false, source: 'built-in default' };
 }

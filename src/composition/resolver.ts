@@ -12,14 +12,14 @@ import { defaultConfig, loadConfigFile, parseConfig, HANDLER_ANNOTATION, type Sh
 export const BUNDLE_STATE_FILE = 'tsshim.json';
 
 /** Pure part of the selection: runtime options > default config; annotation only where allowed. */
-export function selectConfig(sel: Pick<HandlerSelection, 'options' | 'annotations'>, log?: Logger, fallback: () => ShimConfig = defaultConfig): ShimConfig {
+export async function selectConfig(sel: Pick<HandlerSelection, 'options' | 'annotations'>, log?: Logger, fallback: () => Promise<ShimConfig> = defaultConfig): Promise<ShimConfig> {
   let cfg: ShimConfig | undefined;
   const ro = unpackAny(sel.options, TYPE_URL.RuntimeOptions, runtimeOptions.Options);
   if (ro) {
     if (ro.configBody && ro.configBody.length > 0) cfg = parseConfig(Buffer.from(ro.configBody).toString('utf8'), 'runtime options ConfigBody');
     else if (ro.configPath) {
       if (!path.isAbsolute(ro.configPath)) throw invalidArgument(`runtime options ConfigPath must be an absolute path, got ${JSON.stringify(ro.configPath)}`);
-      cfg = loadConfigFile(ro.configPath);
+      cfg = await loadConfigFile(ro.configPath);
     }
   }
   const rc = cfg ? undefined : unpackAny(sel.options, TYPE_URL.RuncOptions, runcOptions.Options);
@@ -34,7 +34,7 @@ export function selectConfig(sel: Pick<HandlerSelection, 'options' | 'annotation
   if (!cfg && sel.options && sel.options.typeUrl !== TYPE_URL.RuntimeOptions) {
     log?.warn({ typeUrl: sel.options.typeUrl }, 'unknown runtime options type: ignored');
   }
-  cfg ??= fallback();
+  cfg ??= await fallback();
   const wanted = sel.annotations[HANDLER_ANNOTATION];
   if (wanted && wanted !== cfg.handler.type) {
     if (!cfg.allowAnnotationOverride) {
@@ -73,7 +73,7 @@ export class ConfiguredResolver implements HandlerResolver {
   }
 
   async resolve(sel: HandlerSelection): Promise<TaskHandler> {
-    const cfg = selectConfig(sel, this.ctx.log);
+    const cfg = await selectConfig(sel, this.ctx.log);
     if (cfg.debug && this.ctx.log.level !== 'debug' && this.ctx.log.level !== 'trace') this.ctx.log.level = 'debug';
     // One instance per distinct config, also when two Creates race for it (the factory loads asynchronously).
     const key = JSON.stringify(cfg.handler);
@@ -94,7 +94,7 @@ export class ConfiguredResolver implements HandlerResolver {
     try {
       config = (JSON.parse(await fsp.readFile(path.join(bundle, BUNDLE_STATE_FILE), 'utf8')) as { handler: HandlerConfig }).handler;
     } catch {
-      config = defaultConfig().handler; // Create never got as far as choosing: clean up as the default would
+      config = (await defaultConfig()).handler; // Create never got as far as choosing: clean up as the default would
     }
     return (await this.factory(config, path.join(bundle, BUNDLE_STATE_FILE))).cleanup(config, bundle, id, this.ctx);
   }

@@ -172,7 +172,7 @@ export class TaskService {
       this.owners.delete(req.id);
       const bundle = this.bundles.get(req.id);
       this.bundles.delete(req.id);
-      if (bundle) writeDeletedMarker(bundle, task.DeleteResponse.encode(res).finish());
+      if (bundle) await writeDeletedMarker(bundle, task.DeleteResponse.encode(res).finish());
     }
     return res;
   }

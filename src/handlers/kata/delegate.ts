@@ -3,7 +3,7 @@
  * v2): its `start` and `delete` subcommands, run with containerd's bootstrap
  * contract, and a ttrpc client to the address it prints.
  */
-import fs from 'node:fs';
+import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { Client } from '../../ttrpc/index.js';
 import { ShimError } from '../../shim-api/errors.js';
@@ -110,14 +110,14 @@ export async function dial(socket: string): Promise<Client> {
 const DELEGATE_FILE = 'tsshim-delegate-address';
 
 /** Remember the delegate's socket, and put our own address back into `<bundle>/address`. */
-export function recordDelegate(bundle: string, socket: string, ownAddress: string): void {
-  fs.writeFileSync(path.join(bundle, DELEGATE_FILE), socket, { mode: 0o600 });
-  if (ownAddress) fs.writeFileSync(path.join(bundle, 'address'), ownAddress);
+export async function recordDelegate(bundle: string, socket: string, ownAddress: string): Promise<void> {
+  await fsp.writeFile(path.join(bundle, DELEGATE_FILE), socket, { mode: 0o600 });
+  if (ownAddress) await fsp.writeFile(path.join(bundle, 'address'), ownAddress);
 }
 
-export function delegateSocket(bundle: string): string | undefined {
+export async function delegateSocket(bundle: string): Promise<string | undefined> {
   try {
-    return fs.readFileSync(path.join(bundle, DELEGATE_FILE), 'utf8') || undefined;
+    return (await fsp.readFile(path.join(bundle, DELEGATE_FILE), 'utf8')) || undefined;
   } catch {
     return undefined;
   }

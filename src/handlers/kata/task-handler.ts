@@ -100,7 +100,7 @@ export class KataTaskHandler implements TaskHandler {
     const socket = await startDelegate(this.cfg, this.ctx, req.bundle, req.id, options ? Any.encode(options).finish() : undefined);
     // The delegate wrote its own socket into the bundle's `address`: containerd must keep
     // reconnecting to us (after a restart), and our `delete` must find the delegate.
-    recordDelegate(req.bundle, socket, this.ctx.shim.address);
+    await recordDelegate(req.bundle, socket, this.ctx.shim.address);
     const d: Delegated = { socket, client: await this.client(socket), pid: 0 };
     const res = await this.call(d, 'Create', task.CreateTaskRequest, { ...req, options }, task.CreateTaskResponse);
     d.pid = res.pid;
@@ -177,7 +177,7 @@ export class KataTaskHandler implements TaskHandler {
    * then its daemon is asked to shut down, as containerd would have done for it.
    */
   static async cleanup(cfg: KataConfig, ctx: HandlerContext, bundle: string, id: string): Promise<CleanupResult> {
-    const socket = delegateSocket(bundle);
+    const socket = await delegateSocket(bundle);
     const client = socket ? await dial(socket).catch(() => undefined) : undefined;
     if (client) {
       // The delegate daemon outlived us: end the task through it (kill, wait, delete), then
