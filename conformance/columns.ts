@@ -2,7 +2,9 @@
 //
 //   reference  io.containerd.runc.v2 (containerd-shim-runc-v2): what every other column is compared to
 //   runc       tsshim, handler "runc"
-//   gvisor     tsshim, handler "gvisor" (runsc, ptrace platform, no network)
+//   gvisor-ref gVisor's own shim containerd-shim-runsc-v1 (io.containerd.runsc.v1) with the pinned runsc
+//              built by setup: the second reference, for the gvisor column only (ADR 0017)
+//   gvisor     tsshim, handler "gvisor" (runsc, no network; judged against runc-v2 AND gvisor-ref)
 //   kata       tsshim, handler "kata" delegating to containerd-shim-runc-v2: a STAND-IN delegate, not Kata
 //   youki      tsshim, handler "youki"
 //   crun       tsshim, handler "crun"
@@ -10,7 +12,7 @@
 // What a column declares it can do comes from the handler's profile (the registry's `supports`),
 // so a scenario needing an operation the handler lacks is reported as "not supported" with the
 // Unimplemented message the shim returned.
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Operation } from '../src/shim-api/operations.js';
@@ -27,11 +29,17 @@ import type { SeenKernel } from '../test/helpers/isolation.js';
 export const REFERENCE_RUNTIME = 'io.containerd.runc.v2';
 export const TSSHIM_RUNTIME = RUNTIME_TYPE;
 
-export type ColumnId = 'reference' | 'runc' | 'gvisor' | 'kata' | 'youki' | 'crun';
-export const COLUMN_IDS: readonly ColumnId[] = ['reference', 'runc', 'gvisor', 'kata', 'youki', 'crun'];
+export type ColumnId = 'reference' | 'runc' | 'gvisor-ref' | 'gvisor' | 'kata' | 'youki' | 'crun';
+export const COLUMN_IDS: readonly ColumnId[] = ['reference', 'runc', 'gvisor-ref', 'gvisor', 'kata', 'youki', 'crun'];
 
-/** reference: runc-v2, what the others are compared with; tsshim: one of tsshim's own handlers; stand-in: a tsshim handler in front of a substitute backend. */
-export type ColumnKind = 'reference' | 'tsshim' | 'stand-in';
+/** gVisor's own shim and the runsc it drives (the pinned build from scripts/peers.sh, ADR 0015). */
+export const GVISOR_PEER_DIR = '/opt/tsshim/peers/gvisor';
+export const GVISOR_SHIM_RUNTIME = 'io.containerd.runsc.v1';
+/** The runsc platform of gVisor's own shim (ADR 0017: systrap works on this kind of VM). */
+export const GVISOR_PLATFORM: 'systrap' | 'ptrace' = existsSync(join(GVISOR_PEER_DIR, 'VERSION')) ? 'systrap' : 'ptrace';
+
+/** reference: runc-v2, what the others are compared with; tsshim: one of tsshim's own handlers; stand-in: a tsshim handler in front of a substitute backend; peer-reference: gVisor's own shim, the gvisor column's second yardstick (ADR 0017). */
+export type ColumnKind = 'reference' | 'tsshim' | 'stand-in' | 'peer-reference';
 
 export type Availability = { run: true; detail?: string } | { run: false; reason: string };
 
@@ -42,9 +50,19 @@ export interface Column {
   header: string;
   /** containerd runtime type. */
   runtimeType: string;
+  /**
+   * A peer reference (gVisor's own shim): its cells are observations compared with runc-v2 and
+   * reported as "differs", never counted as tsshim failures; it is the second yardstick of the
+   * column named in `peerReferenceFor`.
+   */
+  peerReferenceFor?: ColumnId;
+  /** The column whose observations this one is also judged against (gvisor -> gvisor-ref). */
+  peerReference?: ColumnId;
+  /** Directory the private containerd must have on its PATH for this column's shim. */
+  shimPath?: string;
   /** tsshim handler type; undefined for the reference. */
   handler?: HandlerType;
-  /** Body of the tsshim handler config file (runtime options ConfigPath); undefined for the reference. */
+  /** Body of the runtime options' ConfigPath file (tsshim handler config, runsc shim options); undefined for the reference. */
   handlerToml?: string;
   /** Handler config for the CRI runtime entry, when it differs (gVisor: host network for host-network pods). */
   criHandlerToml?: string;
@@ -93,6 +111,33 @@ function gvisorKnownDifferences(): Record<string, string> {
     out['pids:initPidListed'] = 'gvisor profile psReportsHostPids=false: `runsc ps` lists sandbox-internal pids; the task pid is the sandbox\'s host pid';
   }
   return out;
+}
+
+function gvisorShimToml(network: 'none' | 'host'): string {
+  return `binary_name = "${join(GVISOR_PEER_DIR, 'bin', 'runsc')}"\n\n[runsc_config]\nplatform = "${GVISOR_PLATFORM}"\nnetwork = "${network}"\n`;
+}
+
+/**
+ * gVisor's own shim runs when setup built the pinned peer (VERSION stamp written last) and this host
+ * lets it start: its `start` sets the shim's oom_score_adj to -999 and fails on a permission error
+ * (pkg/shim/v1/manager.go), which needs CAP_SYS_RESOURCE. Probed for real: a child tries the same write.
+ */
+export async function probeGvisorPeer(dir = GVISOR_PEER_DIR): Promise<Availability> {
+  const stamp = join(dir, 'VERSION');
+  if (!existsSync(stamp)) return { run: false, reason: `gVisor's own shim not built: ${stamp} missing (scripts/peers.sh gvisor builds runsc and containerd-shim-runsc-v1)` };
+  for (const b of ['runsc', 'containerd-shim-runsc-v1']) {
+    if (!existsSync(join(dir, 'bin', b))) return { run: false, reason: `gVisor's own shim not built: ${join(dir, 'bin', b)} missing` };
+  }
+  const oom = await runCommand('/bin/sh', ['-c', 'echo -999 > /proc/self/oom_score_adj'], { timeoutMs: 10_000 });
+  if (oom.exitCode !== 0) {
+    return {
+      run: false,
+      reason:
+        'containerd-shim-runsc-v1 cannot start on this host: its start sets its oom_score_adj to -999 and fails on "permission denied" ' +
+        `(this host cannot lower oom_score_adj: no CAP_SYS_RESOURCE; probe \`echo -999 > /proc/self/oom_score_adj\` exited ${oom.exitCode}); ADR 0017`,
+    };
+  }
+  return { run: true, detail: `containerd-shim-runsc-v1 and runsc ${readFileSync(stamp, 'utf8').trim()} (platform ${GVISOR_PLATFORM})` };
 }
 
 function declaresFromRegistry(type: HandlerType): (op: Operation) => boolean {
@@ -158,13 +203,32 @@ export const COLUMNS: Readonly<Record<ColumnId, Column>> = Object.freeze({
     probe: async () => tsshimBuilt() ?? needBinaries('runc'),
     declares: declaresFromRegistry('runc'),
   },
+  'gvisor-ref': {
+    id: 'gvisor-ref',
+    kind: 'peer-reference',
+    backend: 'runsc (pinned go branch) through containerd-shim-runsc-v1',
+    header: `gVisor's own shim (${GVISOR_SHIM_RUNTIME}, reference for gvisor)`,
+    runtimeType: GVISOR_SHIM_RUNTIME,
+    shimPath: join(GVISOR_PEER_DIR, 'bin'),
+    peerReferenceFor: 'gvisor',
+    // containerd-shim-runsc-v1's ConfigPath file (pkg/shim/v1/runsc/options.go): runsc binary and flags.
+    handlerToml: gvisorShimToml('none'),
+    criHandlerToml: gvisorShimToml('host'),
+    checkpointEngine: 'runsc',
+    hostPidNamespaceJoinable: false,
+    isolation: 'gvisor',
+    probe: () => probeGvisorPeer(),
+    declares: () => true,
+  },
   gvisor: {
     id: 'gvisor',
     kind: 'tsshim',
     backend: 'runsc',
     header: 'gvisor (tsshim, runsc ptrace)',
     runtimeType: TSSHIM_RUNTIME,
+    peerReference: 'gvisor-ref',
     handler: 'gvisor',
+    // No binary: the handler's default runsc.
     handlerToml: 'handler = "gvisor"\nname = "conformance-gvisor"\n\n[options]\nplatform = "ptrace"\nnetwork = "none"\n',
     criHandlerToml: 'handler = "gvisor"\nname = "conformance-gvisor"\n\n[options]\nplatform = "ptrace"\nnetwork = "host"\n',
     checkpointEngine: 'runsc',
@@ -252,12 +316,19 @@ export function writeHandlerConfigs(dir: string, columns: readonly Column[]): Ma
   return out;
 }
 
-/** Parses `--handlers runc,gvisor` (any order, "all"); the reference is always included, first. */
+/**
+ * Parses `--handlers runc,gvisor` (any order, "all"); the reference is always included, first, and
+ * a column's peer reference (gvisor -> gvisor-ref) comes with it.
+ */
 export function selectColumns(list: string | undefined): Column[] {
   const ids = !list || list === 'all' ? [...COLUMN_IDS] : list.split(',').map((s) => s.trim()).filter(Boolean);
   for (const id of ids) {
     if (!COLUMN_IDS.includes(id as ColumnId)) throw new Error(`unknown column "${id}"; known: ${COLUMN_IDS.join(', ')}`);
   }
   const set = new Set<ColumnId>(['reference', ...(ids as ColumnId[])]);
+  for (const id of [...set]) {
+    const peer = COLUMNS[id].peerReference;
+    if (peer) set.add(peer);
+  }
   return COLUMN_IDS.filter((id) => set.has(id)).map((id) => COLUMNS[id]);
 }

@@ -32,6 +32,12 @@ export class MatrixEnv {
   ) {}
 
   async start(): Promise<void> {
+    // Shims of peer references (containerd-shim-runsc-v1) go on the private containerd's PATH, last:
+    // nothing there shadows a binary the other columns use (runsc is named by absolute path).
+    const extra = this.runnable.map((c) => c.shimPath).filter((d): d is string => d !== undefined);
+    const path = (process.env.PATH ?? '').split(':').filter(Boolean);
+    for (const d of extra) if (!path.includes(d)) path.push(d);
+    process.env.PATH = path.join(':');
     this.cd = await startContainerd({ name: 'conformance' });
     this.image = await importTestImage(this.cd);
     this.client = await connectContainerd(this.cd.address, this.cd.namespace);

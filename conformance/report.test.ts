@@ -72,6 +72,32 @@ test('judgeCell: reference pass/broken, column pass/fail by diff and expectation
   assert.match(noRef.detail, /no reference observation/);
 });
 
+test("judgeCell with gVisor's own shim as the peer: shared differences are gVisor's own, own ones fail, the peer itself only differs", () => {
+  const base = { durationMs: 1 };
+  const ref = judgeCell(col('reference'), scen(), { observation: { x: 1, y: 'a', z: 0 } }, undefined, base);
+  const peerCol = { ...col('gvisor-ref'), peerReferenceFor: 'gvisor' as const };
+  const peer = judgeCell(peerCol, scen(), { observation: { x: 1, y: 'b', z: 0 } }, ref, base);
+  assert.is(peer.status, 'differs');
+  assert.equal(peer.diff, ['y: reference="a" column="b"']);
+  assert.is(judgeCell(peerCol, scen(), { error: new Error('hangs') }, ref, base).status, 'differs');
+  assert.is(judgeCell(peerCol, scen(), { error: new NotRunError('no') }, ref, base).status, 'not-run');
+  const gv = (declares: (op: string) => boolean = () => true) => ({ ...col('gvisor', declares), peerReference: 'gvisor-ref' as const });
+  const shared = judgeCell(gv(), scen(), { observation: { x: 1, y: 'b', z: 0 } }, ref, base, peer);
+  assert.is(shared.status, 'pass');
+  assert.match(shared.detail, /^gVisor's own: .*y: reference="a" column="b".*same observation as gVisor's own shim/);
+  const own = judgeCell(gv(), scen(), { observation: { x: 1, y: 'b', z: 9 } }, ref, base, peer);
+  assert.is(own.status, 'fail');
+  assert.equal(own.peerDiff, ['z: reference=0 column=9']);
+  const better = judgeCell(gv(), scen(), { observation: { x: 1, y: 'a', z: 0 } }, ref, base, peer);
+  assert.is(better.status, 'pass');
+  assert.match(better.detail, /differs from gVisor's own shim: y/);
+  const unsupported = judgeCell(gv((op) => op !== 'update'), scen({ requires: ['update'] }), { error: new UnsupportedError('no update', 'update') }, ref, base, peer);
+  assert.is(unsupported.status, 'fail');
+  assert.match(unsupported.detail, /but gVisor's own shim does it/);
+  const peerCannot = judgeCell(peerCol, scen(), { error: new UnsupportedError('nope') }, ref, base);
+  assert.is(judgeCell(gv((op) => op !== 'update'), scen({ requires: ['update'] }), { error: new UnsupportedError('no update', 'update') }, ref, base, peerCannot).status, 'not-supported');
+});
+
 test('judgeCell: NotRunError -> not-run; Unimplemented -> not-supported only when the handler does not declare the operation', () => {
   const base = { durationMs: 1 };
   assert.is(judgeCell(col('runc'), scen(), { error: new NotRunError('criu check fails') }, undefined, base).status, 'not-run');
@@ -87,7 +113,7 @@ test('exitCodeFor: 1 for a fail or broken cell, 0 when only pass, not-run and no
   const r = fixture();
   assert.is(exitCodeFor(r), 1);
   assert.is(exitCodeFor({ cells: r.cells.filter((c) => c.status !== 'fail' && c.status !== 'broken') }), 0);
-  assert.equal(r.summary, { pass: 6, fail: 2, 'not-supported': 1, 'not-run': 2, broken: 1 });
+  assert.equal(r.summary, { pass: 6, fail: 2, 'not-supported': 1, 'not-run': 2, broken: 1, differs: 0 });
 });
 
 test('renderText and renderMarkdown: one row per scenario, statuses, host facts and failure details', () => {

@@ -4,7 +4,11 @@ import { join } from 'node:path';
 import { summarize } from './judge.js';
 import type { CellResult, CellStatus, MatrixReport } from './types.js';
 
-const LABEL: Record<CellStatus, string> = { pass: 'pass', fail: 'FAIL', 'not-supported': 'not supported', 'not-run': 'not run', broken: 'BROKEN' };
+const LABEL: Record<CellStatus, string> = { pass: 'pass', fail: 'FAIL', 'not-supported': 'not supported', 'not-run': 'not run', broken: 'BROKEN', differs: 'differs' };
+
+/** A tsshim-gvisor pass whose difference from runc-v2 gVisor's own shim shares (judge.ts withPeer). */
+const GVISOR_OWN = "gVisor's own";
+const labelOf = (c: CellResult) => (c.status === 'pass' && c.detail.startsWith(`${GVISOR_OWN}:`) ? GVISOR_OWN : LABEL[c.status]);
 
 function cellAt(r: MatrixReport, scenario: string, column: string): CellResult | undefined {
   return r.cells.find((c) => c.scenario === scenario && c.column === column);
@@ -12,7 +16,7 @@ function cellAt(r: MatrixReport, scenario: string, column: string): CellResult |
 
 const counts = (cells: CellResult[]) => {
   const s = summarize(cells);
-  return (['pass', 'fail', 'not-supported', 'not-run', 'broken'] as const).filter((k) => s[k] > 0 || k === 'pass' || k === 'fail').map((k) => `${s[k]} ${LABEL[k] === 'FAIL' ? 'fail' : LABEL[k] === 'BROKEN' ? 'broken' : LABEL[k]}`).join(', ');
+  return (['pass', 'fail', 'not-supported', 'not-run', 'broken', 'differs'] as const).filter((k) => s[k] > 0 || k === 'pass' || k === 'fail').map((k) => `${s[k]} ${LABEL[k] === 'FAIL' ? 'fail' : LABEL[k] === 'BROKEN' ? 'broken' : LABEL[k]}`).join(', ');
 };
 
 /** A column's kind (reports written before `kind` existed: the reference by id, others tsshim). */
@@ -34,6 +38,8 @@ export function headline(r: MatrixReport): string[] {
   out.push(`tsshim's own handlers: ${group('tsshim').join('; ') || 'none'}`);
   const standIns = group('stand-in');
   if (standIns.length) out.push(`stand-ins (tsshim handler in front of a substitute backend, not the real one): ${standIns.join('; ')}`);
+  const peers = group('peer-reference');
+  if (peers.length) out.push(`gVisor's own shim (second yardstick for gvisor, not tsshim; "differs" = not like runc-v2): ${peers.join('; ')}`);
   out.push(`${r.scenarios.length} scenarios x ${r.columns.length} columns = ${r.cells.length} cells`);
   return out;
 }
@@ -43,7 +49,7 @@ export function headline(r: MatrixReport): string[] {
 export function renderText(r: MatrixReport): string {
   const cols = r.columns.map((c) => c.id);
   const w0 = Math.max(8, ...r.scenarios.map((s) => s.id.length));
-  const cellText = (c: CellResult | undefined) => (c ? (c.status === 'pass' ? 'pass' : LABEL[c.status]) : '?');
+  const cellText = (c: CellResult | undefined) => (c ? labelOf(c) : '?');
   const widths = cols.map((id) => Math.max(id.length, 13));
   const line = (cells: string[]) => cells.map((c, i) => c.padEnd(i === 0 ? w0 : widths[i - 1]!)).join('  ').trimEnd();
   const out = [line(['scenario', ...cols]), line(['-'.repeat(w0), ...widths.map((w) => '-'.repeat(w))])];
@@ -82,7 +88,7 @@ export function renderMarkdown(r: MatrixReport): string {
     const cells = r.columns.map((c) => {
       const cell = cellAt(r, s.id, c.id);
       if (!cell) return '?';
-      return cell.status === 'not-run' && cell.durationMs === 0 ? LABEL[cell.status] : `${LABEL[cell.status]} (${cell.durationMs} ms)`;
+      return cell.status === 'not-run' && cell.durationMs === 0 ? LABEL[cell.status] : `${labelOf(cell)} (${cell.durationMs} ms)`;
     });
     out.push(`| \`${s.id}\` | ${cells.join(' | ')} |`);
   }
@@ -99,6 +105,7 @@ export function renderMarkdown(r: MatrixReport): string {
   section('Failures', (c) => c.status === 'fail');
   section('Broken scenarios (fail on the reference)', (c) => c.status === 'broken');
   section('Not supported', (c) => c.status === 'not-supported');
+  section("gVisor's own shim (containerd-shim-runsc-v1) where it differs from runc-v2", (c) => c.status === 'differs');
   section('Not run (scenario-level reasons)', (c) => c.status === 'not-run' && r.columns.find((x) => x.id === c.column)?.available === true);
   section('Passes with remarks', (c) => c.status === 'pass' && c.column !== 'reference' && c.detail !== 'same observation as the reference');
   out.push('', '## Scenarios', '', '| id | group | what is driven and observed | requires |', '|---|---|---|---|');
@@ -112,6 +119,7 @@ const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replac
 function cellDetail(c: CellResult): string {
   const parts = [`${LABEL[c.status]} in ${c.durationMs} ms`, c.detail];
   if (c.diff?.length) parts.push('diff from the reference:\n' + c.diff.join('\n'));
+  if (c.peerDiff?.length) parts.push("diff from gVisor's own shim:\n" + c.peerDiff.join('\n'));
   if (c.observation) parts.push('observation: ' + JSON.stringify(c.observation, null, 1));
   if (c.notes) parts.push('notes: ' + JSON.stringify(c.notes, null, 1));
   return parts.join('\n');
@@ -124,7 +132,7 @@ th,td{border:1px solid #ccc;padding:3px 6px;vertical-align:top}
 th{background:#f3f3f3;text-align:left}
 td.cell{cursor:pointer;min-width:8em}
 td.pass{background:#c8ecc9}td.fail{background:#f6b3b3}td.broken{background:#e28ad9}
-td.not-supported{background:#fde7a6}td.not-run{background:#e4e4e4;color:#555}
+td.not-supported{background:#fde7a6}td.not-run{background:#e4e4e4;color:#555}td.differs{background:#cfe0f7}
 td.cell .detail{display:none;white-space:pre-wrap;font:12px monospace;max-width:40em}
 td.cell.open .detail{display:block}
 .ms{color:#555;font-size:11px}
@@ -144,7 +152,7 @@ const JS = `
     per[col][td.dataset.status]=(per[col][td.dataset.status]||0)+1;
     td.addEventListener('click',function(){td.classList.toggle('open');});
   });
-  var order=['pass','fail','not-supported','not-run','broken'];
+  var order=['pass','fail','not-supported','not-run','broken','differs'];
   document.getElementById('counts').textContent=cols.map(function(c){return c+': '+order.filter(function(k){return per[c][k];}).map(function(k){return per[c][k]+' '+k;}).join(', ');}).join('; ');
   var m=/open=([^&]+)/.exec(location.hash);
   if(m){decodeURIComponent(m[1]).split(',').forEach(function(key){
@@ -162,7 +170,7 @@ export function renderHtml(r: MatrixReport): string {
       if (!cell) return '<td class="cell not-run" data-status="not-run">?</td>';
       const detail = cellDetail(cell);
       const ms = cell.status === 'not-run' && cell.durationMs === 0 ? '' : ` <span class="ms">${cell.durationMs} ms</span>`;
-      return `<td class="cell ${cell.status}" data-status="${cell.status}" data-key="${esc(`${s.id}/${c.id}`)}" title="${esc(detail.slice(0, 1500))}">${esc(LABEL[cell.status])}${ms}<div class="detail">${esc(detail)}</div></td>`;
+      return `<td class="cell ${cell.status}" data-status="${cell.status}" data-key="${esc(`${s.id}/${c.id}`)}" title="${esc(detail.slice(0, 1500))}">${esc(labelOf(cell))}${ms}<div class="detail">${esc(detail)}</div></td>`;
     });
     return `<tr><th title="${esc(s.title)}"><code>${esc(s.id)}</code><br><span class="ms">${esc(s.group)}</span></th>${tds.join('')}</tr>`;
   });

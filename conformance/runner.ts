@@ -1,7 +1,8 @@
 // Runs scenarios x columns on private containerds and judges each cell against the reference.
 //
 // Order: every scenario on the reference column first (its observations are what the others are
-// compared with), then column by column, one cell at a time. Where cells run: env.ts; verdicts:
+// compared with), then column by column, one cell at a time; a peer reference (gVisor's own shim)
+// runs before the column it is the yardstick of (COLUMN_IDS order). Where cells run: env.ts; verdicts:
 // judge.ts.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -23,7 +24,7 @@ export interface MatrixOptions {
 
 const DEFAULT_TIMEOUT_MS = 90_000;
 
-async function runCell(env: MatrixEnv, column: Column, scenario: Scenario, reference: CellResult | undefined): Promise<CellResult> {
+async function runCell(env: MatrixEnv, column: Column, scenario: Scenario, reference: CellResult | undefined, peer: CellResult | undefined): Promise<CellResult> {
   const t0 = Date.now();
   const cell = openCell(env, column, scenario.id);
   let observation: Observation | undefined;
@@ -35,7 +36,7 @@ async function runCell(env: MatrixEnv, column: Column, scenario: Scenario, refer
   }
   await cell.cleanup();
   const base = { durationMs: Date.now() - t0, notes: cell.notes };
-  return judgeCell(column, scenario, error !== undefined ? { error } : { observation: observation! }, reference, base);
+  return judgeCell(column, scenario, error !== undefined ? { error } : { observation: observation! }, reference, base, peer);
 }
 
 /** Runs the matrix. The reference column is always run (first); columns that cannot run here are not-run cells. */
@@ -65,7 +66,8 @@ export async function runMatrix(opts: MatrixOptions): Promise<MatrixReport> {
         if (!a.run) {
           cell = { scenario: s.id, column: column.id, status: 'not-run', detail: a.reason, durationMs: 0 };
         } else {
-          cell = await runCell(env, column, s, results.get(`${s.id}/reference`));
+          const peer = column.peerReference ? results.get(`${s.id}/${column.peerReference}`) : undefined;
+          cell = await runCell(env, column, s, results.get(`${s.id}/reference`), peer);
           log(`[${column.id}] ${s.id}: ${cell.status} (${cell.durationMs} ms)${cell.status === 'pass' ? '' : ` ${cell.detail.slice(0, 300)}`}`);
         }
         results.set(`${s.id}/${column.id}`, cell);

@@ -22,7 +22,8 @@ export type Observation = { [k: string]: Json };
 /** A capability a handler may lack: the operations of the OCI-CLI profiles. */
 export type Capability = Operation;
 
-export type CellStatus = 'pass' | 'fail' | 'not-supported' | 'not-run' | 'broken';
+/** `differs`: only for a peer reference (gVisor's own shim) whose observation differs from runc-v2's. */
+export type CellStatus = 'pass' | 'fail' | 'not-supported' | 'not-run' | 'broken' | 'differs';
 
 export interface CellResult {
   scenario: string;
@@ -32,6 +33,8 @@ export interface CellResult {
   detail: string;
   /** Observed difference from the reference: `path: reference=<x> column=<y>`. */
   diff?: string[];
+  /** Column with a peer reference: difference from the peer's observation (`path: reference=<peer> column=<x>`). */
+  peerDiff?: string[];
   /** Problems with the scenario's own expectations (independent of the reference). */
   problems?: string[];
   observation?: Observation;

@@ -11,7 +11,8 @@ export const TSSHIM = RUNTIME_TYPE;
 export const RUNC_V2 = 'io.containerd.runc.v2';
 
 /** The shim binary containerd runs for a runtime type. */
-export const shimBinaryOf = (runtimeType: string): string => (runtimeType === RUNC_V2 ? 'containerd-shim-runc-v2' : SHIM_BINARY);
+export const shimBinaryOf = (runtimeType: string): string =>
+  runtimeType === RUNC_V2 ? 'containerd-shim-runc-v2' : runtimeType === 'io.containerd.runsc.v1' ? 'containerd-shim-runsc-v1' : SHIM_BINARY;
 
 /** Shim daemons (not `start`/`delete` invocations) of this containerd launched for one of these task ids (the first task of a group), with their binary's name. */
 export function shimDaemons(cd: PrivateContainerd, ids: string[]): Array<{ pid: number; binary: string }> {
