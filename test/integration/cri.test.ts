@@ -5,6 +5,7 @@
 //   runc           io.containerd.runc.v2    the reference shim
 //   tsshim-runc    io.containerd.tsshim.v2  ConfigPath -> handler = "runc"
 //   tsshim-gvisor  io.containerd.tsshim.v2  ConfigPath -> handler = "gvisor", ptrace, host network
+//   tsshim-youki   io.containerd.tsshim.v2  ConfigPath -> handler = "youki" (youki 0.7.0, scripts/setup.sh)
 //   tsshim-kata    io.containerd.tsshim.v2  ConfigPath -> handler = "kata" delegating to
 //                                           containerd-shim-runc-v2 (a stand-in: no Kata/VM here)
 //
@@ -75,6 +76,16 @@ const HANDLERS: Handler[] = [
     isolation: 'gvisor',
     stopExitStatus: CRI_STOP_EXIT_STATUS.gvisor, // GVISOR_INIT_SIGTERM_REASON
     unavailable: () => (onPath('runsc') ? undefined : 'runsc is not installed'),
+  },
+  {
+    name: 'tsshim-youki',
+    runtimeType: TSSHIM_RUNTIME_TYPE,
+    tsshimConfig: 'handler = "youki"\n',
+    shimBinary: 'containerd-shim-tsshim-v2',
+    label: 'tsshim-youki (tsshim, youki handler)',
+    isolation: 'host-kernel',
+    stopExitStatus: CRI_STOP_EXIT_STATUS.linux,
+    unavailable: () => (onPath('youki') ? undefined : 'youki is not installed (scripts/setup.sh builds youki 0.7.0)'),
   },
   {
     name: 'tsshim-kata',
