@@ -1,0 +1,236 @@
+/**
+ * OciCliDriver with the youki profile against the real youki (0.7.0, built by scripts/setup.sh)
+ * with a real busybox bundle and a private --root under /tmp: the argv the profile produces is
+ * accepted by youki, its state JSON and its tracing-JSON error lines are understood, and its
+ * error words map to the same error kinds as runc's. Container stdio is a real pipe (a FIFO
+ * opened at both ends). The init is re-parented to PID 1 when `youki create` exits (this test is
+ * no subreaper); that is fine here.
+ */
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { execa } from 'execa';
+import {
+  closeSync,
+  constants as fsc,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  readSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
+import path from 'node:path';
+import { ShimError } from '../../shim-api/errors.js';
+import { OciCliDriver, readPidFile } from '../oci-cli/driver.js';
+import { execaRunner } from '../oci-cli/testing/execa-runner.js';
+import { youkiProfile } from './profile.js';
+import { skipWithReason } from '../../../test/helpers/skip.js';
+
+const BUSYBOX = ['/bin/busybox', '/usr/bin/busybox'].find((p) => existsSync(p));
+const youkiPath = (await execa('sh', ['-c', 'command -v youki'], { reject: false })).stdout.trim();
+const unusable =
+  process.getuid?.() !== 0
+    ? 'needs root'
+    : BUSYBOX === undefined
+      ? 'busybox is not installed'
+      : youkiPath === ''
+        ? 'youki is not on PATH (scripts/setup.sh builds youki 0.7.0 into /opt/tsshim/peers/youki)'
+        : undefined;
+
+const top = mkdtempSync('/tmp/tsshim-youki-test-');
+const root = path.join(top, 'root');
+const ns = 'tsshim-test';
+const suffix = `${process.pid}-${Date.now().toString(36)}`;
+const ID = `tsshim-yk-${suffix}`;
+const BAD_ID = `tsshim-yk-bad-${suffix}`;
+
+/** A bundle: busybox rootfs + `youki spec` with terminal false and the given args. */
+async function makeBundle(name: string, args: string[]): Promise<string> {
+  const bundle = path.join(top, name);
+  const bin = path.join(bundle, 'rootfs', 'bin');
+  mkdirSync(bin, { recursive: true });
+  copyFileSync(BUSYBOX!, path.join(bin, 'busybox'));
+  for (const applet of ['sh', 'sleep', 'true', 'cat', 'echo']) symlinkSync('busybox', path.join(bin, applet));
+  await execa('youki', ['spec'], { cwd: bundle });
+  const spec = JSON.parse(readFileSync(path.join(bundle, 'config.json'), 'utf8'));
+  spec.process.terminal = false;
+  spec.process.args = args;
+  spec.process.env = ['PATH=/bin'];
+  writeFileSync(path.join(bundle, 'config.json'), JSON.stringify(spec, null, 2));
+  return bundle;
+}
+
+async function realPipe(dir: string, name: string): Promise<{ r: number; w: number }> {
+  const p = path.join(dir, name);
+  await execa('mkfifo', [p]);
+  const r = openSync(p, fsc.O_RDONLY | fsc.O_NONBLOCK);
+  const w = openSync(p, fsc.O_WRONLY);
+  return { r, w };
+}
+
+/** Reads until `needle` appears; the bound only ends a test that already failed. */
+async function readUntil(fd: number, needle: string, timeoutMs = 60_000): Promise<string> {
+  const buf = Buffer.alloc(4096);
+  let out = '';
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    try {
+      const n = readSync(fd, buf, 0, buf.length, null);
+      if (n > 0) out += buf.subarray(0, n).toString('utf8');
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EAGAIN') throw e;
+    }
+    if (out.includes(needle)) return out;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return out;
+}
+
+async function waitForStatus(d: OciCliDriver, id: string, status: string, timeoutMs = 60_000): Promise<string> {
+  const deadline = Date.now() + timeoutMs;
+  let last = '';
+  while (Date.now() < deadline) {
+    last = (await d.state(id)).status;
+    if (last === status) return last;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  return last;
+}
+
+function pidsMax(pid: number): string {
+  const line = readFileSync(`/proc/${pid}/cgroup`, 'utf8')
+    .split('\n')
+    .find((l) => /^\d+:([^:]*,)?pids(,[^:]*)?:/.test(l));
+  assert.ok(line, 'pids cgroup of the init');
+  const rel = line!.split(':').slice(2).join(':');
+  return readFileSync(path.join('/sys/fs/cgroup/pids', rel, 'pids.max'), 'utf8').trim();
+}
+
+const fds: number[] = [];
+const NAMES = {
+  lifecycle: 'real youki: create, start, state JSON, ps, exec, update, pause, resume, kill 9, delete, NotFound after',
+  badCreate: "real youki: a failing create reports youki's own words from its tracing-JSON log",
+  features: 'real youki: features document',
+};
+
+if (unusable) {
+  for (const n of Object.values(NAMES)) skipWithReason(test, n, unusable);
+} else {
+  test(NAMES.lifecycle, async () => {
+    const bundle = await makeBundle('bundle', ['sh', '-c', 'echo hello-from-youki; sleep 1000']);
+    const d = new OciCliDriver({ profile: youkiProfile, root, namespace: ns, bundle }, execaRunner);
+    assert.is(d.root, path.join(root, ns));
+
+    const out = await realPipe(top, 'out');
+    const devnull = openSync('/dev/null', 'r');
+    fds.push(out.r, out.w, devnull);
+
+    const pidFile = path.join(bundle, 'init.pid');
+    await d.create(ID, { pidFile, stdio: [devnull, out.w, out.w] });
+    const pid = await readPidFile(pidFile);
+    assert.ok(pid > 1);
+    // youki's state JSON is camelCase with more fields; the driver keeps what it needs.
+    assert.equal(await d.state(ID), { id: ID, pid, status: 'created', bundle });
+    assert.ok(existsSync(path.join(root, ns, ID, 'state.json')), 'state lives under <root>/<namespace>/<id>');
+
+    await d.start(ID);
+    const text = await readUntil(out.r, 'hello-from-youki\n');
+    assert.ok(text.includes('hello-from-youki\n'), `container output via the pipe: ${JSON.stringify(text)}`);
+    assert.is((await d.state(ID)).status, 'running');
+
+    const pids = await d.ps(ID);
+    assert.ok(pids.includes(pid), `ps ${JSON.stringify(pids)} contains init pid ${pid}`);
+
+    const processJson = path.join(top, 'exec1.json');
+    writeFileSync(
+      processJson,
+      JSON.stringify({ terminal: false, user: { uid: 0, gid: 0 }, args: ['sh', '-c', 'echo exec-says-$((6*7))'], env: ['PATH=/bin'], cwd: '/' }),
+    );
+    const execPidFile = path.join(bundle, 'exec1.pid');
+    await d.exec(ID, { processJsonPath: processJson, pidFile: execPidFile, stdio: [devnull, out.w, out.w] });
+    assert.ok((await readPidFile(execPidFile)) > 1);
+    const execText = await readUntil(out.r, 'exec-says-42\n');
+    assert.ok(execText.includes('exec-says-42\n'), `exec output: ${JSON.stringify(execText)}`);
+
+    await d.update(ID, JSON.stringify({ pids: { limit: 77 } }));
+    assert.is(pidsMax(pid), '77', 'update --resources - applied the stdin JSON');
+
+    await d.pause(ID);
+    assert.is((await d.state(ID)).status, 'paused');
+    await d.resume(ID);
+    assert.is((await d.state(ID)).status, 'running');
+
+    await d.kill(ID, 9);
+    assert.is(await waitForStatus(d, ID, 'stopped'), 'stopped');
+
+    await d.delete(ID);
+    assert.not.ok(existsSync(path.join(root, ns, ID)));
+    for (const [what, op] of [
+      ['state', () => d.state(ID)],
+      ['kill', () => d.kill(ID, 15)],
+      ['delete', () => d.delete(ID)],
+    ] as const) {
+      try {
+        await op();
+        assert.unreachable(`${what} after delete`);
+      } catch (e) {
+        assert.instance(e, ShimError);
+        assert.is((e as ShimError).kind, 'NotFound', `${what} after delete: ${(e as Error).message}`);
+        assert.match((e as ShimError).message, new RegExp(`^OCI runtime ${what} failed: youki ${what} failed: `));
+      }
+    }
+  });
+
+  test(NAMES.badCreate, async () => {
+    const bundle = await makeBundle('bad-bundle', ['/does-not-exist']);
+    const d = new OciCliDriver({ profile: youkiProfile, root, namespace: ns, bundle }, execaRunner);
+    const devnull = openSync('/dev/null', 'r+');
+    fds.push(devnull);
+    try {
+      // youki fails /does-not-exist at create (runc does too): it resolves the executable first.
+      await d.create(BAD_ID, { pidFile: path.join(bundle, 'init.pid'), stdio: [devnull, devnull, devnull] });
+      assert.unreachable('create of /does-not-exist succeeded');
+    } catch (e) {
+      assert.instance(e, ShimError);
+      const se = e as ShimError;
+      assert.is(se.kind, 'Unknown');
+      assert.match(se.message, /^OCI runtime create failed: youki create failed: /);
+      // The words come from youki's log file (tracing JSON), not from stderr (stderr went to /dev/null).
+      const detail = se.message.replace(/^OCI runtime create failed: youki create failed: /, '');
+      assert.ok(detail.length > 0, 'a message');
+      const log = readFileSync(path.join(bundle, 'log.json'), 'utf8');
+      assert.ok(log.includes(JSON.stringify(detail).slice(1, -1)), `log.json holds ${detail}`);
+    } finally {
+      await d.delete(BAD_ID, { force: true }).catch(() => undefined);
+    }
+  });
+
+  test(NAMES.features, async () => {
+    const d = new OciCliDriver({ profile: youkiProfile, root, namespace: ns, bundle: top }, execaRunner);
+    const f = (await d.features()) as Record<string, unknown>;
+    assert.type(f.ociVersionMin, 'string');
+    assert.type(f.ociVersionMax, 'string');
+  });
+}
+
+test.after(async () => {
+  if (!unusable) {
+    for (const id of [ID, BAD_ID]) {
+      await execa('youki', ['--root', path.join(root, ns), 'delete', '--force', id], { reject: false });
+    }
+  }
+  for (const fd of fds) {
+    try {
+      closeSync(fd);
+    } catch {
+      /* already closed */
+    }
+  }
+  rmSync(top, { recursive: true, force: true });
+});
+
+test.run();
