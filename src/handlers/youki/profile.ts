@@ -9,12 +9,20 @@ export const youkiProfile = defineProfile({
   supports: allOperationsExcept('restore'),
   // clap derives the subcommand from the enum variant `Checkpointt`.
   checkpointSubcommand: 'checkpointt',
+  shimUnsupported: {
+    // Seen in the conformance matrix (checkpoint-criu-failure) with youki 0.7.0: `youki checkpointt`
+    // answered "failed operation due to incompatible container status: `Paused`".
+    checkpoint:
+      'youki 0.7 checkpoints only a running container (libcontainer refuses any other status), ' +
+      'and containerd pauses a task before it asks the shim to checkpoint it, so youki refuses every checkpoint through containerd; ' +
+      '`youki checkpointt` of a running container works from the CLI',
+  },
   flags: {
     // youki's --empty-ns is a boolean, not runc's repeated namespace list.
     'checkpoint --empty-ns': 'reject',
   },
   notes: [
-    'no restore; checkpoint is spelled `checkpointt`',
+    'no restore; checkpoint is spelled `checkpointt` and refuses a paused container, so not through containerd (which pauses first)',
     'state JSON uses camelCase and omits pid when there is none',
     'events prints youki\'s own pretty-printed Stats without the runc envelope, and no OOM events',
     'log.json lines are tracing JSON: {"timestamp","level":"ERROR","message"}',
