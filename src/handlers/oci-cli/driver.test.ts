@@ -412,6 +412,12 @@ test('youki tracing-JSON log lines and runsc field order are understood', async 
   y.set('exit', '1');
   y.set('logline', '{"timestamp":"2024-01-01T00:00:00Z","level":"ERROR","message":"container c1 does not exist","target":"youki"}\n');
   await rejects(driverFor(y, youkiProfile).delete('c1'), 'NotFound', 'OCI runtime delete failed: youki delete failed: container c1 does not exist');
+  // anyhow's report under RUST_BACKTRACE=1: the backtrace is not part of the message.
+  y.set(
+    'logline',
+    JSON.stringify({ level: 'ERROR', message: 'failed to pause container c1\n\nCaused by:\n    no such file\n\nStack backtrace:\n   0: <unknown>\n   1: main' }) + '\n',
+  );
+  await rejects(driverFor(y, youkiProfile).pause('c1'), 'Unknown', 'OCI runtime pause failed: youki pause failed: failed to pause container c1\n\nCaused by:\n    no such file');
   const r = fake();
   r.set('exit', '128');
   r.set('logline', '{"msg":"loading container: file does not exist","level":"error","time":"t"}\n');

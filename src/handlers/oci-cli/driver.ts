@@ -142,7 +142,10 @@ export function lastLogError(text: string): string | undefined {
           : fields && typeof fields.message === 'string'
             ? fields.message
             : undefined;
-    if (msg !== undefined && msg.trim() !== '') found = msg.trim();
+    // Rust runtimes (youki) print anyhow's report, with a stack backtrace when RUST_BACKTRACE is
+    // set in their environment: the words end where the backtrace starts.
+    const words = msg?.split(/\n\s*Stack backtrace:/)[0]?.trim();
+    if (words) found = words;
   }
   return found;
 }
