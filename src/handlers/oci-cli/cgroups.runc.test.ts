@@ -10,7 +10,7 @@ import { execa } from 'execa';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { cgroupsV1, cgroupsV2, TYPE_URL, unpackAny } from '../../shim-api/pb.js';
-import { cgroupOfPid, detectMode, oomKillCount, OomWatcher, readMetrics, type CgroupRef } from './cgroups.js';
+import { cgroupOfPid, detectMode, loadMetrics, oomKillCount, OomWatcher, readMetrics, type CgroupRef } from './cgroups.js';
 import { skipWithReason } from '../../../test/helpers/skip.js';
 
 const BUSYBOX = ['/bin/busybox', '/usr/bin/busybox'].find((p) => existsSync(p));
@@ -42,8 +42,7 @@ function makeBundle(): string {
   return bundle;
 }
 
-function decode(): { v1?: cgroupsV1.Metrics; v2?: cgroupsV2.Metrics } {
-  const any = readMetrics(ref!);
+function decode(any = readMetrics(ref!)): { v1?: cgroupsV1.Metrics; v2?: cgroupsV2.Metrics } {
   if (mode === 'v2') return { v2: unpackAny(any, TYPE_URL.CgroupsV2Metrics, cgroupsV2.Metrics) };
   return { v1: unpackAny(any, TYPE_URL.CgroupsV1Metrics, cgroupsV1.Metrics) };
 }
@@ -119,6 +118,16 @@ if (reason) {
     assert.ok(v1!.cpu!.usage!.perCpu.length >= 1);
     assert.ok(v1!.memory!.usage!.usage > 0n);
     assert.is(v1!.memoryOomControl!.oomKill, 0n);
+  });
+
+  test('loadMetrics (the Stats path, async reads) reads the same limits', async () => {
+    const { v1, v2 } = decode(await loadMetrics(ref!));
+    if (v2) {
+      assert.equal([v2.memory!.usageLimit, v2.pids!.limit], [BigInt(LIMIT), 50n]);
+      return;
+    }
+    assert.equal([v1!.memory!.usage!.limit, v1!.pids!.limit, v1!.memoryOomControl!.oomKill], [33554432n, 50n, 0n]);
+    assert.ok(v1!.cpu!.usage!.total > 0n && v1!.cpu!.usage!.perCpu.length >= 1);
   });
 
   test('an exec OOM-killed by the 32 MiB limit: oom_kill grows, OomWatcher fires once, init survives', async () => {

@@ -19,6 +19,7 @@ import {
   oomKillCount,
   OomWatcher,
   readMetrics,
+  loadMetrics,
   type CgroupRef,
 } from './cgroups.js';
 
@@ -476,6 +477,31 @@ test('readMetrics v2: cpu.stat and memory.stat only for enabled controllers; no 
   } catch (e) {
     assert.is((e as ShimError).kind, 'NotFound');
   }
+});
+
+test('loadMetrics (async snapshot, the Stats path) answers exactly what readMetrics reads, v1 and v2; NotFound when gone', async () => {
+  const cases: Array<[CgroupRef, string | undefined]> = [];
+  for (const o of [{ hugetlb: true }, { joint: true }, { pidsMax: 'max', memsw: false }]) {
+    const t = v1Root(o);
+    cases.push([cgroupFromProcText(t.text, t.root), t.proc]);
+  }
+  const cfq = v1Root();
+  const cfqRef = cgroupFromProcText(cfq.text, cfq.root);
+  writeTree(cfqRef.dirs.blkio!, { 'blkio.io_serviced_recursive': '254:0 Read 11\n', 'blkio.time_recursive': '254:0 77\n' });
+  cases.push([cfqRef, cfq.proc]);
+  const { root } = v2Root();
+  cases.push([cgroupFromProcText('0::/tsshim-cgtest/c1\n', root), undefined]);
+  for (const [ref, proc] of cases) {
+    const sync = readMetrics(ref, proc);
+    const loaded = await loadMetrics(ref, proc);
+    assert.is(loaded.typeUrl, sync.typeUrl);
+    assert.equal(Buffer.from(loaded.value), Buffer.from(sync.value), `${ref.mode} ${JSON.stringify(ref.dirs)}`);
+  }
+  const gone: CgroupRef = { mode: 'v2', dirs: { unified: path.join(root, 'gone') } };
+  await loadMetrics(gone).then(
+    () => assert.unreachable('expected NotFound'),
+    (e: ShimError) => assert.is(e.kind, 'NotFound'),
+  );
 });
 
 test('OomWatcher: fires once per observed increase of oom_kill (v1 and v2), not for an unchanged or reset counter', () => {

@@ -17,7 +17,7 @@
 import { cgroupsV1, cgroupsV2, packAny, TYPE_URL, type Any } from '../../shim-api/pb.js';
 import { notFound } from '../../shim-api/errors.js';
 import type { CgroupRef } from './cgroups/locate.js';
-import { exists } from './cgroups/files.js';
+import { exists, snapshot, withFiles } from './cgroups/files.js';
 import { v1Metrics } from './cgroups/v1.js';
 import { v2Metrics } from './cgroups/v2.js';
 
@@ -40,3 +40,9 @@ export function readMetrics(ref: CgroupRef, procRoot = '/proc'): Any {
   return packAny(TYPE_URL.CgroupsV1Metrics, cgroupsV1.Metrics, v1Metrics(ref.dirs, procRoot));
 }
 
+
+/** readMetrics over a snapshot read with async I/O: what a Stats request uses (never blocks the event loop). */
+export async function loadMetrics(ref: CgroupRef, procRoot = '/proc'): Promise<Any> {
+  const files = await snapshot(Object.values(ref.dirs), ref.mode === 'v1' ? [`${procRoot}/partitions`] : []);
+  return withFiles(files, () => readMetrics(ref, procRoot));
+}

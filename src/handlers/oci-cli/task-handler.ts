@@ -12,7 +12,7 @@ import { readSpec } from '../../shim-api/spec.js';
 import { task, timestampFromDate, ZERO_TIME } from '../../shim-api/pb.js';
 import { Proc, type ExitInfo } from './process.js';
 import type { StdioContext } from './stdio.js';
-import { cgroupOfPid, readMetrics } from './cgroups.js';
+import { cgroupOfPid, loadMetrics } from './cgroups.js';
 import { ExitTracker, exitByWait } from './exits.js';
 import { TaskEvents } from './task-events.js';
 import { checkpointTask } from './checkpoint.js';
@@ -268,7 +268,7 @@ export class OciTaskHandler implements TaskHandler {
     const c = this.container(req.id);
     c.init.transition('stats');
     c.cgroup ??= cgroupOfPid(c.init.pid);
-    return { stats: readMetrics(c.cgroup) };
+    return { stats: await loadMetrics(c.cgroup) };
   }
 
   async state(req: task.StateRequest): Promise<task.StateResponse> {

@@ -9,13 +9,80 @@ import path from 'node:path';
 export const MAX_U64 = 18446744073709551615n;
 export const MAX_U32 = 4294967295;
 
-export function read(dir: string | undefined, file: string): string | undefined {
-  if (!dir) return undefined;
+/** Where the parsers' reads go: the live filesystem, or a snapshot taken without blocking. */
+export interface CgroupFiles {
+  read(file: string): string | undefined;
+  exists(file: string): boolean;
+  list(dir: string): string[] | undefined;
+}
+
+const live: CgroupFiles = {
+  read(file) {
+    try {
+      return fs.readFileSync(file, 'utf8');
+    } catch {
+      return undefined;
+    }
+  },
+  exists: (file) => fs.existsSync(file),
+  list(dir) {
+    try {
+      return fs.readdirSync(dir);
+    } catch {
+      return undefined;
+    }
+  },
+};
+
+let current: CgroupFiles = live;
+
+/** Run the (synchronous) parsers over `files` instead of the live filesystem. */
+export function withFiles<T>(files: CgroupFiles, fn: () => T): T {
+  const prev = current;
+  current = files;
   try {
-    return fs.readFileSync(path.join(dir, file), 'utf8');
-  } catch {
-    return undefined;
+    return fn();
+  } finally {
+    current = prev;
   }
+}
+
+/** Files the Stats parsers may read (never cgroup.procs or slabinfo, which can be large). */
+const WANTED = /^(memory\.(stat|oom_control|events|current|max|swap\.(current|max)|(memsw\.|kmem\.(tcp\.)?)?(usage_in_bytes|max_usage_in_bytes|failcnt|limit_in_bytes)|usage_in_bytes|max_usage_in_bytes|failcnt|limit_in_bytes)|pids\.(current|max)|cpu\.stat|cpuacct\.(stat|usage|usage_percpu)|blkio\..*|hugetlb\..*|io\.stat|rdma\.(current|max)|cgroup\.controllers)$/;
+
+/**
+ * A snapshot of `dirs` (the files the parsers read) and of `files`, read with async I/O so a
+ * Stats request never blocks the event loop; then `withFiles(snapshot, ...)` parses it.
+ */
+export async function snapshot(dirs: string[], files: string[] = []): Promise<CgroupFiles> {
+  const content = new Map<string, string>();
+  const listing = new Map<string, string[]>();
+  const readInto = async (file: string) => {
+    const text = await fs.promises.readFile(file, 'utf8').catch(() => undefined);
+    if (text !== undefined) content.set(file, text);
+  };
+  await Promise.all([
+    ...files.map(readInto),
+    ...[...new Set(dirs)].map(async (dir) => {
+      const names = await fs.promises.readdir(dir).catch(() => undefined);
+      if (!names) return;
+      listing.set(dir, names);
+      await Promise.all(names.filter((n) => WANTED.test(n)).map((n) => readInto(path.join(dir, n))));
+    }),
+  ]);
+  return {
+    read: (file) => content.get(file),
+    exists: (file) => content.has(file) || listing.has(file) || listing.get(path.dirname(file))?.includes(path.basename(file)) === true,
+    list: (dir) => listing.get(dir),
+  };
+}
+
+export function read(dir: string | undefined, file: string): string | undefined {
+  return dir ? current.read(path.join(dir, file)) : undefined;
+}
+
+export function list(dir: string): string[] | undefined {
+  return current.list(dir);
 }
 
 /** Go's cgroups parseUint: unsigned decimal; negative -> 0; anything else -> undefined. */
@@ -56,5 +123,5 @@ export function readKV(dir: string | undefined, file: string): Map<string, bigin
   return out;
 }
 
-export const exists = (dir: string | undefined): dir is string => dir !== undefined && fs.existsSync(dir);
+export const exists = (dir: string | undefined): dir is string => dir !== undefined && current.exists(dir);
 export const camel = (s: string) => s.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase());

@@ -1,8 +1,7 @@
 /** cgroup v1 Stats as containerd/cgroups v1 fills `io.containerd.cgroups.v1.Metrics` (see ../cgroups.ts). */
-import fs from 'node:fs';
 import path from 'node:path';
 import { cgroupsV1 } from '../../../shim-api/pb.js';
-import { exists, parseU64, read, readKV, readU64 } from './files.js';
+import { exists, list, parseU64, read, readKV, readU64 } from './files.js';
 
 /** memory.stat key -> MemoryStat field, exactly the keys containerd/cgroups v1 reads */
 const V1_MEMORY_STAT: ReadonlyArray<readonly [string, keyof cgroupsV1.MemoryStat]> = [
@@ -111,7 +110,7 @@ function v1Blkio(dir: string, procRoot: string): cgroupsV1.BlkIOStat {
   const devices = partitions(procRoot);
   let size = 0;
   // CFQ/BFQ-era recursive files first, as containerd; the throttle.* files when they are absent or empty
-  if (fs.existsSync(path.join(dir, 'blkio.io_serviced_recursive'))) {
+  if (exists(path.join(dir, 'blkio.io_serviced_recursive'))) {
     const cfq: Array<[string, keyof cgroupsV1.BlkIOStat]> = [
       ['sectors_recursive', 'sectorsRecursive'], ['io_service_bytes_recursive', 'ioServiceBytesRecursive'],
       ['io_serviced_recursive', 'ioServicedRecursive'], ['io_queued_recursive', 'ioQueuedRecursive'],
@@ -136,12 +135,8 @@ function v1Blkio(dir: string, procRoot: string): cgroupsV1.BlkIOStat {
 
 /** Page sizes from the hugetlb.<size>.usage_in_bytes files of the group (e.g. 1GB, 2MB), sorted. */
 function v1Hugetlb(dir: string): cgroupsV1.HugetlbStat[] {
-  let names: string[];
-  try {
-    names = fs.readdirSync(dir);
-  } catch {
-    return [];
-  }
+  const names = list(dir);
+  if (!names) return [];
   const sizes = names.map((n) => /^hugetlb\.([^.]+)\.usage_in_bytes$/.exec(n)?.[1]).filter((s): s is string => !!s).sort();
   const out: cgroupsV1.HugetlbStat[] = [];
   for (const pagesize of sizes) {

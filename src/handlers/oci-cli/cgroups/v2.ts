@@ -1,7 +1,6 @@
 /** cgroup v2 Stats as containerd/cgroups v2 fills `io.containerd.cgroups.v2.Metrics` (see ../cgroups.ts). */
-import fs from 'node:fs';
 import { cgroupsV2 } from '../../../shim-api/pb.js';
-import { camel, MAX_U32, MAX_U64, parseU64, read, readKV, readU64, readU64OrMax } from './files.js';
+import { camel, list, MAX_U32, MAX_U64, parseU64, read, readKV, readU64, readU64OrMax } from './files.js';
 
 /** memory.stat keys containerd/cgroups v2 reads (the field is the key in camelCase) */
 const V2_MEMORY_STAT = [
@@ -55,12 +54,8 @@ function v2Rdma(dir: string, file: string): cgroupsV2.RdmaEntry[] {
 }
 
 function v2Hugetlb(dir: string): cgroupsV2.HugeTlbStat[] {
-  let names: string[];
-  try {
-    names = fs.readdirSync(dir);
-  } catch {
-    return [];
-  }
+  const names = list(dir);
+  if (!names) return [];
   const sizes = new Set<string>();
   for (const n of names) {
     if (n.startsWith('hugetlb.') && (n.endsWith('max') || n.endsWith('current'))) sizes.add(n.split('.')[1]!);
