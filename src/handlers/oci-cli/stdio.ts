@@ -5,7 +5,9 @@
  * the pty master received over the console socket for terminals.
  */
 import fs from 'node:fs';
+import fsp from 'node:fs/promises';
 import net from 'node:net';
+import { promisify } from 'node:util';
 import tty from 'node:tty';
 import path from 'node:path';
 import { once } from 'node:events';
@@ -38,6 +40,13 @@ type ChildFd = number | 'ignore';
 const { O_RDONLY, O_WRONLY, O_RDWR, O_NONBLOCK, O_APPEND, O_CREAT } = fs.constants;
 const LOGGER_KILL_AFTER_MS = 12_000;
 
+// Every open here goes through libuv's threadpool (never the event loop) and is non-blocking
+// (O_NONBLOCK), so it cannot hold a threadpool thread either: a FIFO without a reader answers at once.
+// (libuv adds O_CLOEXEC to every open.)
+const openFd = promisify(fs.open) as (file: string, flags: number, mode?: number) => Promise<number>;
+const fchown = promisify(fs.fchown);
+const fstat = promisify(fs.fstat);
+
 export class ProcessIO {
   /** The runtime's stdio (the container's ends); closed in the shim once the process exists. */
   readonly childFds: [ChildFd, ChildFd, ChildFd] = ['ignore', 'ignore', 'ignore'];
@@ -48,6 +57,9 @@ export class ProcessIO {
   /** output copies: Delete waits (bounded) for them to drain */
   private readonly copies: Promise<unknown>[] = [];
   private stdinHolder?: number;
+  /** terminal: the stdout sink and stdin source, opened before the console arrives (attachConsole is synchronous) */
+  private consoleSink?: Writable;
+  private consoleStdin?: net.Socket;
   private master?: number;
   private logger?: ChildProcess;
   private closed = false;
@@ -62,6 +74,8 @@ export class ProcessIO {
     try {
       if (config.terminal) {
         io.consoleSocket = await ConsoleSocket.create();
+        if (config.stdout) io.consoleSink = await io.openSink(config.stdout);
+        if (config.stdin) io.consoleStdin = await io.openFifoReader(config.stdin);
       } else {
         await io.openPipes();
       }
@@ -91,9 +105,9 @@ export class ProcessIO {
     return { read, write };
   }
 
-  private chown(fd: number): void {
+  private async chown(fd: number): Promise<void> {
     if (this.ctx.ioUid !== undefined || this.ctx.ioGid !== undefined) {
-      fs.fchownSync(fd, this.ctx.ioUid ?? 0, this.ctx.ioGid ?? 0);
+      await fchown(fd, this.ctx.ioUid ?? 0, this.ctx.ioGid ?? 0);
     }
   }
 
@@ -101,11 +115,11 @@ export class ProcessIO {
     const { stdin, stdout, stderr } = this.config;
     if (stdin) {
       const p = this.newPipe();
-      this.chown(p.read);
-      this.childFds[0] = p.read;
       this.childOwned.push(p.read);
       const sink = this.track(new net.Socket({ fd: p.write, readable: false, writable: true }));
-      const source = this.openFifoReader(stdin);
+      await this.chown(p.read);
+      this.childFds[0] = p.read;
+      const source = await this.openFifoReader(stdin);
       void copy(source, sink); // stdin: nobody waits for it (ctr may never close it)
     }
     const binaryOut = parseUri(stdout);
@@ -120,38 +134,66 @@ export class ProcessIO {
         this.childFds[2] = this.childFds[1];
         continue;
       }
-      const uri = parseUri(target);
-      if (uri && uri.scheme !== 'fifo' && uri.scheme !== 'file') throw invalidArgument(`unsupported stdio URI scheme "${uri.scheme}" in ${target}`);
-      let sink: Writable;
-      if (uri?.scheme === 'file') {
-        // As runc-v2: the runtime gets a pipe and the shim appends what comes out to the file
-        // (created 0644). Handing the runtime the file itself let IoUid/IoGid and runc's
-        // re-owning of the container's stdio (fixStdioPermissions) chown the host file.
-        fs.mkdirSync(path.dirname(uri.path), { recursive: true });
-        fs.closeSync(fs.openSync(uri.path, O_WRONLY | O_APPEND | O_CREAT, 0o644)); // errors surface in Create
-        sink = this.track(fs.createWriteStream(uri.path, { flags: 'a' }));
-      } else {
-        sink = this.openFifoWriter(uri ? uri.path : target);
-      }
+      const sink = await this.openSink(target);
       const p = this.newPipe();
-      this.chown(p.write);
-      this.childFds[i] = p.write;
       this.childOwned.push(p.write);
+      await this.chown(p.write);
+      this.childFds[i] = p.write;
       const source = this.track(new net.Socket({ fd: p.read, readable: true, writable: false }));
       this.copies.push(copy(source, sink));
     }
   }
 
+  /**
+   * An output target: a client FIFO (`fifo://` or a plain path) or a `file://` append target.
+   * As runc-v2, the runtime gets a pipe and the shim copies into the target.
+   */
+  private async openSink(target: string): Promise<Writable> {
+    const uri = parseUri(target);
+    if (uri && uri.scheme !== 'fifo' && uri.scheme !== 'file') throw invalidArgument(`unsupported stdio URI scheme "${uri.scheme}" in ${target}`);
+    if (uri?.scheme === 'file') return this.openFileSink(uri.path);
+    return this.openFifoWriter(uri ? uri.path : target);
+  }
+
+  /**
+   * `file://`: created 0644 and appended to (handing the runtime the file itself let IoUid/IoGid
+   * and runc's re-owning of the container's stdio chown the host file). Opened O_NONBLOCK: if the
+   * path is a FIFO without a reader, runc-v2 blocks in open(2) (and its Create holds the shim's
+   * lock, freezing every task it serves); here it is opened read-write instead, so output waits
+   * in the FIFO for a reader (ADR 0013). FIFOs (and sockets) are written through a libuv pipe
+   * handle, never with blocking writes on the threadpool.
+   */
+  private async openFileSink(filePath: string): Promise<Writable> {
+    await fsp.mkdir(path.dirname(filePath), { recursive: true });
+    let fd: number;
+    try {
+      fd = await openFd(filePath, O_WRONLY | O_APPEND | O_CREAT | O_NONBLOCK, 0o644);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENXIO') throw e;
+      fd = await openFd(filePath, O_RDWR | O_NONBLOCK); // a FIFO nobody reads yet
+    }
+    let st: fs.Stats;
+    try {
+      st = await fstat(fd);
+    } catch (e) {
+      safeClose(fd);
+      throw e;
+    }
+    if (st.isFIFO() || st.isSocket()) return this.track(new net.Socket({ fd, readable: false, writable: true }));
+    return this.track(fs.createWriteStream('', { fd, flags: 'a' }));
+  }
+
   /** Client stdin FIFO: non-blocking reader plus a write handle we hold until CloseIO (runc-v2's stdinCloser). */
-  private openFifoReader(fifoPath: string): net.Socket {
-    const fd = fs.openSync(fifoPath, O_RDONLY | O_NONBLOCK);
-    this.stdinHolder = fs.openSync(fifoPath, O_WRONLY | O_NONBLOCK);
-    return this.track(new net.Socket({ fd, readable: true, writable: false }));
+  private async openFifoReader(fifoPath: string): Promise<net.Socket> {
+    const fd = await openFd(fifoPath, O_RDONLY | O_NONBLOCK);
+    const source = this.track(new net.Socket({ fd, readable: true, writable: false }));
+    this.stdinHolder = await openFd(fifoPath, O_WRONLY | O_NONBLOCK);
+    return source;
   }
 
   /** Client output FIFO, opened read-write: never blocks, never EPIPE when the client goes away. */
-  private openFifoWriter(fifoPath: string): net.Socket {
-    const fd = fs.openSync(fifoPath, O_RDWR | O_NONBLOCK);
+  private async openFifoWriter(fifoPath: string): Promise<net.Socket> {
+    const fd = await openFd(fifoPath, O_RDWR | O_NONBLOCK);
     return this.track(new net.Socket({ fd, readable: false, writable: true }));
   }
 
@@ -189,24 +231,15 @@ export class ProcessIO {
   /** Terminal: wire the pty master received from the runtime. */
   attachConsole(master: number): void {
     this.master = master;
-    const { stdin, stdout } = this.config;
     const reader = this.track(new tty.ReadStream(master));
-    if (stdout) {
-      const uri = parseUri(stdout);
-      let sink: Writable;
-      if (uri?.scheme === 'file') {
-        sink = this.track(fs.createWriteStream(uri.path, { flags: 'a' }));
-      } else {
-        sink = this.openFifoWriter(uri ? uri.path : stdout);
-      }
-      this.copies.push(copy(reader, sink));
+    if (this.consoleSink) {
+      this.copies.push(copy(reader, this.consoleSink));
     } else {
       reader.resume();
     }
-    if (stdin) {
+    if (this.consoleStdin) {
       const writer = this.track(new tty.WriteStream(dup(master)));
-      const source = this.openFifoReader(stdin);
-      source.pipe(writer, { end: false });
+      this.consoleStdin.pipe(writer, { end: false });
     }
   }
 
