@@ -186,9 +186,15 @@ export class ProcessIO {
   /** Client stdin FIFO: non-blocking reader plus a write handle we hold until CloseIO (runc-v2's stdinCloser). */
   private async openFifoReader(fifoPath: string): Promise<net.Socket> {
     const fd = await openFd(fifoPath, O_RDONLY | O_NONBLOCK);
-    const source = this.track(new net.Socket({ fd, readable: true, writable: false }));
-    this.stdinHolder = await openFd(fifoPath, O_WRONLY | O_NONBLOCK);
-    return source;
+    // The write handle first, before the loop can read: with no writer at all the reader sees EOF
+    // (and a stream would close it) before the client has opened its end.
+    try {
+      this.stdinHolder = await openFd(fifoPath, O_WRONLY | O_NONBLOCK);
+    } catch (e) {
+      safeClose(fd);
+      throw e;
+    }
+    return this.track(new net.Socket({ fd, readable: true, writable: false }));
   }
 
   /** Client output FIFO, opened read-write: never blocks, never EPIPE when the client goes away. */
