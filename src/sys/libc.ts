@@ -53,6 +53,9 @@ export const MS_STRICTATIME = 0x1000000;
 const PR_SET_CHILD_SUBREAPER = 36;
 const PR_GET_CHILD_SUBREAPER = 37;
 const WNOHANG = 1;
+const WEXITED = 4;
+const WNOWAIT = 0x1000000;
+const P_ALL = 0;
 const __WALL = 0x40000000;
 const O_RDWR = 0o2;
 const O_NOCTTY = 0o400;
@@ -147,6 +150,7 @@ export function koffiModule(): Koffi {
 interface Libc {
   prctl: CFn;
   waitpid: CFn;
+  waitid: CFn;
   mount: CFn;
   umount2: CFn;
   mkfifo: CFn;
@@ -162,6 +166,7 @@ interface Libc {
   fcntl: CFn;
   dup2: CFn;
   close: CFn;
+  flock: CFn;
   pipe2: CFn;
   open: CFn;
   posix_openpt: CFn;
@@ -180,6 +185,7 @@ function lib(): Libc {
   libc = {
     prctl: f('int prctl(int option, ...)'),
     waitpid: f('int waitpid(int pid, void *status, int options)'),
+    waitid: f('int waitid(int idtype, int id, void *infop, int options)'),
     mount: f('int mount(const char *source, const char *target, const char *fstype, unsigned long flags, const char *data)'),
     umount2: f('int umount2(const char *target, int flags)'),
     mkfifo: f('int mkfifo(const char *path, uint32_t mode)'),
@@ -195,6 +201,7 @@ function lib(): Libc {
     fcntl: f('int fcntl(int fd, int cmd, ...)'),
     dup2: f('int dup2(int oldfd, int newfd)'),
     close: f('int close(int fd)'),
+    flock: f('int flock(int fd, int operation)'),
     pipe2: f('int pipe2(_Out_ int *fds, int flags)'),
     open: f('int open(const char *path, int flags, ...)'),
     posix_openpt: f('int posix_openpt(int flags)'),
@@ -258,6 +265,27 @@ export function waitpidNoHang(pid: number): WaitResult | null {
     const e = koffi().errno();
     if (e === osConstants.errno.EINTR) continue;
     throw sysError('waitpid', e, `(${pid})`);
+  }
+}
+
+/** sizeof(siginfo_t) on Linux; si_pid is the int at offset 16 for SIGCHLD. */
+const SIGINFO_SIZE = 128;
+const peekInfo = Buffer.alloc(SIGINFO_SIZE);
+
+/**
+ * The pid of some child (of any of our threads) that has exited and is waiting to be reaped,
+ * WITHOUT reaping it (waitid P_ALL, WEXITED|WNOHANG|WNOWAIT|__WALL); 0 when none has exited
+ * or we have no children at all. Costs one syscall, however many children are alive.
+ */
+export function peekExitedChild(): number {
+  for (;;) {
+    peekInfo.fill(0, 0, 32);
+    const r = lib().waitid(P_ALL, 0, peekInfo, WEXITED | WNOHANG | WNOWAIT | __WALL) as number;
+    if (r === 0) return readI32(peekInfo, 16);
+    const e = koffi().errno();
+    if (e === osConstants.errno.EINTR) continue;
+    if (e === osConstants.errno.ECHILD) return 0;
+    throw sysError('waitid', e, '(P_ALL, WNOWAIT)');
   }
 }
 
@@ -414,6 +442,20 @@ export function dupFd(fd: number): number {
 /** dup2: newFd becomes a copy of fd (without close-on-exec), e.g. to point stdio elsewhere. */
 export function dup2(fd: number, newFd: number): void {
   if ((lib().dup2(fd, newFd) as number) < 0) fail('dup2', () => `(${fd}, ${newFd})`);
+}
+
+const LOCK_EX = 2;
+const LOCK_NB = 4;
+
+/** flock(fd, LOCK_EX|LOCK_NB): true when taken, false when another open file holds it. Never blocks. */
+export function tryLockExclusive(fd: number): boolean {
+  for (;;) {
+    if (lib().flock(fd, LOCK_EX | LOCK_NB) === 0) return true;
+    const e = koffi().errno();
+    if (e === osConstants.errno.EINTR) continue;
+    if (e === osConstants.errno.EWOULDBLOCK || e === osConstants.errno.EAGAIN) return false;
+    throw sysError('flock', e, `(${fd}, LOCK_EX|LOCK_NB)`);
+  }
 }
 
 export function closeFd(fd: number): void {

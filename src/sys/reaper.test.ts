@@ -185,6 +185,64 @@ test('spawn failure (ENOENT) throws and names the missing binary', async () => {
   }
 });
 
+test('a throwing exit listener loses no exit: every reaped exit reaches every listener, the error surfaces afterwards', async () => {
+  const got: number[] = [];
+  let thrown = 0;
+  const bad = (): void => {
+    thrown++;
+    throw new Error('listener failure (expected by the test)');
+  };
+  const good = (ev: ExitEvent): void => void got.push(ev.pid);
+  const uncaught: Error[] = [];
+  const onUncaught = (e: Error): void => void uncaught.push(e);
+  process.on('uncaughtException', onUncaught);
+  reaper.prependListener('exit', bad);
+  reaper.on('exit', good);
+  try {
+    const r = await reaper.run('sh', ['-c', 'for i in 1 2 3 4 5 6; do (sleep 0.2; exit $i) </dev/null >/dev/null 2>&1 & echo $!; done']);
+    const pids = r.stdout.split('\n').map(Number);
+    assert.is(pids.length, 6);
+    for (const pid of pids) await waitForExit(pid);
+    await sleep(20);
+    for (const pid of pids) assert.ok(got.includes(pid), `exit of ${pid} delivered to the second listener`);
+    assert.ok(thrown >= 6);
+    assert.ok(uncaught.length >= 1 && /listener failure/.test(uncaught[0]!.message), 'the error surfaced');
+  } finally {
+    reaper.off('exit', bad);
+    reaper.off('exit', good);
+    process.off('uncaughtException', onUncaught);
+  }
+});
+
+test('works without /proc/*/task/*/children (kernel without CONFIG_PROC_CHILDREN): a tmpfs hides them in a private mount namespace', async () => {
+  const script = `
+    import { existsSync, readFileSync } from 'node:fs';
+    import { reaper } from ${JSON.stringify(new URL('./reaper.js', import.meta.url).href)};
+    import { childPids, mount } from ${JSON.stringify(new URL('./libc.js', import.meta.url).href)};
+    mount('tmpfs', '/proc/' + process.pid + '/task', 'tmpfs', 0, 'size=4k');
+    const exits = {};
+    reaper.on('exit', (e) => (exits[e.pid] = e.status));
+    reaper.start();
+    const r = await reaper.run('sh', ['-c', 'for i in 1 2 3 4 5; do (sleep 0.3; exit $i) </dev/null >/dev/null 2>&1 & echo $!; done']);
+    const pids = r.stdout.split('\\n').map(Number);
+    const probe = { childrenFile: existsSync('/proc/self/task/' + process.pid + '/children'), childPids: childPids().length };
+    const deadline = Date.now() + 10000;
+    while (pids.some((p) => !(p in exits)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    const zombies = pids.filter((p) => { try { return /\\) Z /.test(readFileSync('/proc/' + p + '/stat', 'utf8')); } catch { return false; } });
+    console.log(JSON.stringify({ probe, pids, exits, zombies }));
+  `;
+  const r = await execa('unshare', ['-m', '--propagation', 'private', process.execPath, '--input-type=module', '-e', script], { reject: false });
+  assert.is(r.exitCode, 0, r.stderr);
+  const out = JSON.parse(r.stdout.trim().split('\n').pop()!) as { probe: { childrenFile: boolean; childPids: number }; pids: number[]; exits: Record<string, number>; zombies: number[] };
+  assert.equal(out.probe, { childrenFile: false, childPids: 0 }, 'the children files are gone while 5 orphans are alive');
+  assert.equal(
+    out.pids.map((p) => out.exits[p]),
+    [1, 2, 3, 4, 5],
+    'every orphan reaped with its own status',
+  );
+  assert.equal(out.zombies, []);
+});
+
 test('stop() removes the SIGCHLD listener; orphans are then left for a later start()', async () => {
   const before = process.listenerCount('SIGCHLD');
   reaper.stop();

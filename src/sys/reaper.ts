@@ -11,9 +11,9 @@
  *    double-forked helpers). Nobody reaps these unless we do.
  *
  * So we never call waitpid(-1). On SIGCHLD (and when started, and whenever a
- * libuv child ends) we list our children from /proc and waitpid(pid, WNOHANG)
- * each one that is NOT a registered libuv child, repeating until a pass reaps
- * nothing, and emit 'exit' for each.
+ * libuv child ends) we ask the kernel which child has exited without reaping it
+ * (waitid WNOWAIT), reap it by pid if it is NOT a registered libuv child, and
+ * repeat until none is left or the next one is libuv's; emit 'exit' for each.
  *
  * Registration: every ChildProcess spawned in this thread is registered
  * synchronously inside ChildProcess.prototype.spawn (hook installed when this
@@ -27,7 +27,7 @@ import { ChildProcess, spawn, type SpawnOptions } from 'node:child_process';
 import { constants as osConstants } from 'node:os';
 import { existsSync } from 'node:fs';
 import { execa } from 'execa';
-import { childPids, setChildSubreaper, SysError, waitpidNoHang } from './libc.js';
+import { peekExitedChild, setChildSubreaper, SysError, waitpidNoHang } from './libc.js';
 
 export interface ExitEvent {
   pid: number;
@@ -140,39 +140,45 @@ export class Reaper extends EventEmitter<{ exit: [ExitEvent] }> {
   }
 
   /**
-   * Reap every exited foreign child now and emit 'exit' for each; returns
-   * what was reaped. Called on SIGCHLD; safe to call any time.
+   * Reap every exited foreign child now and emit 'exit' for each; returns what was reaped.
+   * Called on SIGCHLD; safe to call any time.
+   *
+   * Only children that have exited are touched: waitid(WNOWAIT) names one exited child without
+   * reaping it; a foreign one is then reaped by pid, a libuv one is left to libuv (whose reaping
+   * schedules another sweep), so the cost is O(exits), not O(children), and no /proc file is
+   * needed. Each exit goes to every listener as soon as it is reaped, each listener called on
+   * its own: neither a throwing listener nor a failing syscall can lose an exit already
+   * collected (the first error surfaces afterwards, uncaught: the daemon logs it).
    */
   sweep(): ExitEvent[] {
     const reaped: ExitEvent[] = [];
-    for (;;) {
-      let n = 0;
-      for (const pid of childPids()) {
-        if (libuvChildren.has(pid)) continue;
-        let r;
-        try {
-          r = waitpidNoHang(pid);
-        } catch (e) {
-          if (e instanceof SysError && e.code === 'ECHILD') continue; // gone meanwhile
-          throw e;
-        }
-        if (r) {
-          reaped.push({ pid: r.pid, status: r.status, exitedAt: new Date() });
-          n++;
-        }
-      }
-      if (n === 0) break;
-    }
     let firstError: unknown;
-    for (const ev of reaped) {
+    for (;;) {
+      let pid: number;
+      let r;
       try {
-        this.emit('exit', ev);
+        pid = peekExitedChild();
+        if (pid <= 0 || libuvChildren.has(pid)) break; // none, or libuv's own: it reaps it and sweeps us again
+        r = waitpidNoHang(pid);
       } catch (e) {
+        if (e instanceof SysError && e.code === 'ECHILD') continue; // reaped by someone else meanwhile
         firstError ??= e;
+        break;
+      }
+      if (!r) break; // WNOWAIT said exited, waitpid says running: never expected; do not spin on it
+      const ev: ExitEvent = { pid: r.pid, status: r.status, exitedAt: new Date() };
+      reaped.push(ev);
+      // each listener on its own: one that throws costs no other listener this exit
+      for (const fn of this.rawListeners('exit') as Array<(e: ExitEvent) => void>) {
+        try {
+          fn.call(this, ev);
+        } catch (e) {
+          firstError ??= e;
+        }
       }
     }
     if (firstError !== undefined) {
-      // a listener threw: every exit was still delivered; surface the error as uncaught
+      // every exit reaped so far was delivered; surface the error as uncaught (the daemon logs it)
       process.nextTick(() => {
         throw firstError;
       });
