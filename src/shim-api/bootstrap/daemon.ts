@@ -3,13 +3,13 @@
  * By default on the listening socket the classic `start` handed us as fd 3; the launcher's start
  * (ADR 0008) passes its own `listen`.
  */
-import fs from 'node:fs';
 import type { Logger } from 'pino';
 import { Server } from '../../ttrpc/index.js';
 import type { HandlerResolver } from '../handler.js';
 import type { EventPublisher } from '../events.js';
 import { TaskService } from '../task-service.js';
 import type { ShimFlags } from './flags.js';
+import { socketIdentity, unlinkOwnSocket, type SocketIdentity } from './address.js';
 
 export interface DaemonDeps {
   resolver: HandlerResolver;
@@ -35,14 +35,17 @@ export async function serve(flags: ShimFlags, deps: DaemonDeps): Promise<void> {
     onError: (err, where) => log.warn({ err: String(err), where }, 'ttrpc error'),
   });
   let exiting = false;
+  let ownSocket: SocketIdentity | undefined;
   const exit = async (reason: string, code = 0) => {
     if (exiting) return;
     exiting = true;
     log.info({ reason }, 'shim exiting');
+    // Unlink first, while still listening: the file is ours only if it is the inode we bound, and
+    // our bound socket keeps that inode (and its number) alive until the server closes (ADR 0013).
+    if (flags.socket) await unlinkOwnSocket(flags.socket, ownSocket);
     await server.close().catch(() => undefined);
     await service.close();
     await deps.publisher.close(5000);
-    if (flags.socket) fs.rmSync(flags.socket, { force: true });
     stopReaping();
     process.exit(code);
   };
@@ -58,6 +61,8 @@ export async function serve(flags: ShimFlags, deps: DaemonDeps): Promise<void> {
     stopReaping();
     process.exit(0);
   }
+  // Serving: nothing of ours unlinks a socket that answers, so the file at the path is ours now.
+  if (flags.socket) ownSocket = await socketIdentity(flags.socket);
   process.on('SIGTERM', () => void exit('SIGTERM'));
   process.on('SIGINT', () => void exit('SIGINT'));
   log.info({ id: flags.id, pid: process.pid, socket: flags.socket, version: deps.version }, 'shim serving');

@@ -5,11 +5,12 @@
  * containerd runs this once per task.
  */
 import fs from 'node:fs';
-import net from 'node:net';
+import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
 import type { ShimFlags } from './flags.js';
-import { fromAddress, groupOf, isServing, socketPath, toAddress, SOCKET_DIR } from './address.js';
+import { closeFd } from '../../sys/libc.js';
+import { bindSocket, fromAddress, groupOf, isServing, socketPath, toAddress, withSocketLock, SOCKET_DIR } from './address.js';
 
 export interface StartResult {
   address: string;
@@ -70,17 +71,6 @@ export function readStdinOptions(bundle: string): string | undefined {
 }
 
 
-function listen(p: string): Promise<net.Server> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(p, () => {
-      server.off('error', reject);
-      resolve(server);
-    });
-  });
-}
-
 export interface StartPlan {
   bundle: string;
   /** Socket path of the shim serving this task's group. */
@@ -102,20 +92,24 @@ export function planStart(flags: ShimFlags): StartPlan {
 }
 
 /**
- * Listens on the group's socket. 'joined' when a live shim already listens there (a race with
- * another start of the same pod); a stale socket of a dead shim is removed first.
+ * Listens on the group's socket, under the socket lock: 'joined' when a live shim already
+ * listens there (another start of the same pod won), else a dead shim's file is removed and
+ * `listen` gets a fresh listening fd bound at sock (see address.ts, ADR 0013).
  */
-export async function listenOrJoin(sock: string, listen: () => Promise<unknown>): Promise<'listening' | 'joined'> {
-  try {
-    await listen();
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err;
+export async function listenOrJoin(sock: string, listen: (fd: number) => Promise<unknown>, opts: { lockFile?: string } = {}): Promise<'listening' | 'joined'> {
+  return withSocketLock(async () => {
     if (await isServing(sock)) return 'joined';
-    fs.rmSync(sock, { force: true });
-    await listen();
-  }
-  fs.chmodSync(sock, 0o600);
-  return 'listening';
+    await fsp.rm(sock, { force: true }); // a dead shim's file (nobody listens: ECONNREFUSED)
+    const fd = await bindSocket(sock);
+    try {
+      await listen(fd);
+    } catch (err) {
+      closeFd(fd);
+      await fsp.rm(sock, { force: true });
+      throw err;
+    }
+    return 'listening';
+  }, opts);
 }
 
 export function writeAddressFile(plan: StartPlan): void {
@@ -138,15 +132,14 @@ export function openBundleLog(bundle: string): number | undefined {
  */
 export async function start(flags: ShimFlags, shimScript: string): Promise<StartResult> {
   const plan = planStart(flags);
-  let server: net.Server | undefined;
-  const state = await listenOrJoin(plan.sock, async () => {
-    server = await listen(plan.sock);
+  let fd: number | undefined;
+  const state = await listenOrJoin(plan.sock, async (lfd) => {
+    fd = lfd;
   });
-  if (state === 'joined' || !server) {
+  if (state === 'joined' || fd === undefined) {
     writeAddressFile(plan);
     return { address: plan.address, spawned: false };
   }
-  const fd = (server as unknown as { _handle: { fd: number } })._handle.fd;
   const logFd = openBundleLog(plan.bundle);
   const args = [
     ...process.execArgv,
@@ -171,9 +164,7 @@ export async function start(flags: ShimFlags, shimScript: string): Promise<Start
   });
   child.unref();
   if (logFd !== undefined) fs.closeSync(logFd);
-  // Do not close `server`: Node would unlink the socket path. Our copy of the fd goes
-  // away when this process exits; the daemon's fd 3 keeps the socket listening.
-  server.unref();
+  closeFd(fd); // the daemon's fd 3 keeps the socket listening
   adjustOomScore(child.pid!, process.ppid);
   writeAddressFile(plan);
   return { address: plan.address, spawned: true };
