@@ -8,7 +8,13 @@ import { version } from './version.js';
 import type { Server } from './ttrpc/index.js';
 import { RUNTIME_TYPE, SHIM_BINARY as SHIM } from './shim-api/runtime-type.js';
 
+/** Run by bin/containerd-shim-tsshim-v2 for `start`: answer on fd 3 (ADR 0008, 0013). Not inherited by the daemon. */
+const launcherMode = process.env.TSSHIM_LAUNCHER === '1';
+delete process.env.TSSHIM_LAUNCHER;
+
 async function main(argv: string[]): Promise<number> {
+  // The launcher's `start` answers on fd 3: take it before anything else can run (ADR 0013).
+  if (launcherMode) (await import('./shim-api/bootstrap/reply.js')).takeReplyChannel();
   let flags: ShimFlags;
   try {
     flags = parseFlags(argv);
@@ -32,7 +38,9 @@ async function main(argv: string[]): Promise<number> {
     case 'start': {
       const { start } = await import('./shim-api/bootstrap/start.js');
       const r = await start(flags, process.argv[1]!);
-      process.stdout.write(r.address);
+      const channel = await import('./shim-api/bootstrap/reply.js');
+      if (channel.reply(r.address)) channel.closeReplyChannel();
+      else process.stdout.write(r.address);
       return 0;
     }
     case 'delete': {
@@ -53,7 +61,7 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'daemon':
       // The launcher runs containerd's `start` as `daemon` with TSSHIM_LAUNCHER=1 (ADR 0008).
-      if (process.env.TSSHIM_LAUNCHER === '1') return startAsDaemon(flags);
+      if (launcherMode) return startAsDaemon(flags);
       await runDaemon(flags);
       return -1; // keep running
     case '':
@@ -117,24 +125,19 @@ async function startAsDaemon(flags: ShimFlags): Promise<number> {
   const boot = await import('./shim-api/bootstrap/start.js');
   const { isServing } = await import('./shim-api/bootstrap/address.js');
   const containerdPid = Number(process.env.TSSHIM_CONTAINERD_PID);
-  delete process.env.TSSHIM_LAUNCHER;
   delete process.env.TSSHIM_CONTAINERD_PID;
-  let reply: number | undefined = libc.dupFd(1);
-  const answer = (text: string) => {
-    if (reply === undefined) return;
-    try {
-      fs.writeSync(reply, text);
-    } finally {
-      fs.closeSync(reply);
-      reply = undefined;
-    }
+  const channel = await import('./shim-api/bootstrap/reply.js');
+  // The address alone on the answer channel, then EOF; an error says its text (main adds the status).
+  const answer = (text: string, done: boolean) => {
+    channel.reply(text);
+    if (done) channel.closeReplyChannel();
   };
   try {
     const plan = boot.planStart(flags); // reads the options on stdin
     // A later task of a pod joins its shim: answer before loading anything of the daemon.
     if (await isServing(plan.sock)) {
       boot.writeAddressFile(plan); // the pod's shim serves this task too
-      answer(plan.address);
+      answer(plan.address, true);
       return 0;
     }
     const devNull = fs.openSync('/dev/null', 'r+');
@@ -146,26 +149,38 @@ async function startAsDaemon(flags: ShimFlags): Promise<number> {
     if (logFd !== undefined) fs.closeSync(logFd);
     if (Number.isInteger(containerdPid) && containerdPid > 0) boot.adjustOomScore(process.pid, containerdPid);
     await runDaemon({ ...flags, socket: plan.sock }, async (server) => {
-      const state = await boot.listenOrJoin(plan.sock, () => server.listen(plan.sock));
+      const state = await boot.listenOrJoin(plan.sock, (fd) => server.listen({ fd }));
       boot.writeAddressFile(plan);
-      answer(plan.address);
+      answer(plan.address, true);
       return state === 'listening';
     });
     return -1; // keep running
   } catch (err) {
-    answer(`${SHIM}: start: ${err instanceof Error ? err.message : String(err)}\n`);
+    answer(`${SHIM}: start: ${err instanceof Error ? err.message : String(err)}\n`, false);
     return 1;
   }
 }
 
+/** Under the launcher's `setsid -f` nobody sees our exit status: say it last on the answer channel. */
+async function exitStatusToLauncher(code: number, message?: string): Promise<void> {
+  if (!launcherMode) return;
+  const channel = await import('./shim-api/bootstrap/reply.js');
+  if (message !== undefined) channel.reply(message);
+  if (code > 0) channel.reply(`[exit status ${code}]`);
+  channel.closeReplyChannel();
+}
+
 main(process.argv.slice(2)).then(
-  (code) => {
-    // Under the launcher's `setsid -f` nobody sees our exit status: say it last (see the launcher).
-    if (code > 0 && process.env.TSSHIM_LAUNCHER === '1') process.stderr.write(`[exit status ${code}]`);
-    if (code >= 0) process.exit(code);
+  async (code) => {
+    if (code >= 0) {
+      await exitStatusToLauncher(code);
+      process.exit(code);
+    }
   },
-  (err: unknown) => {
-    process.stderr.write(`${SHIM}: ${err instanceof Error ? err.message : String(err)}\n`);
+  async (err: unknown) => {
+    const text = `${SHIM}: ${err instanceof Error ? err.message : String(err)}\n`;
+    if (launcherMode) await exitStatusToLauncher(1, text);
+    else process.stderr.write(text);
     process.exit(1);
   },
 );
