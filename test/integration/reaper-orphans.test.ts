@@ -7,9 +7,8 @@ import * as assert from 'uvu/assert';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startContainerd, importTestImage, uniqueId, type PrivateContainerd } from '../helpers/containerd.js';
-import { waitFor } from '../helpers/proc.js';
+import { childrenOf, waitFor, zombieChildren } from '../helpers/proc.js';
 import { bundleDir, shimPids, taskStatus, waitNoLeftovers, TSSHIM, RUNC_V2 } from '../helpers/tasks.js';
-import { childrenOf, zombieChildren } from '../helpers/parity.js';
 
 interface Ctx {
   cd: PrivateContainerd;
