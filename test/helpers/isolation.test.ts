@@ -18,8 +18,10 @@ test('another kernel, no gVisor log: a VM', () => {
   assert.is(classifyKernel('uname=6.1.62\n[    0.000000] Linux version 6.1.62 (kata)\n', '6.1.0-18-amd64').kernel, 'vm');
 });
 
-test('no uname line at all is not the host kernel', () => {
-  assert.is(classifyKernel('', '6.1.0-18-amd64').kernel, 'vm');
+test('no output, or no kernel release, is unknown: neither the host kernel nor a VM', () => {
+  assert.is(classifyKernel('', '6.1.0-18-amd64').kernel, 'unknown');
+  assert.is(classifyKernel('uname=\n', '6.1.0-18-amd64').kernel, 'unknown');
+  assert.is(classifyKernel('sh: uname: not found\n', '6.1.0-18-amd64').kernel, 'unknown');
 });
 
 test.run();

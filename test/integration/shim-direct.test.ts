@@ -205,7 +205,13 @@ for (const launcher of [true, false]) {
     try {
       const conn = await call(client, 'Connect', task.ConnectRequest, { id }, task.ConnectResponse);
       assert.ok(isAlive(conn.shimPid), 'the daemon runs');
-      assert.not.ok(isAlive(r.pid) && r.pid !== conn.shimPid, 'the start process is gone');
+      // spawnSync returned, so the start process has exited: the daemon must be another process,
+      // in a session of its own (not tied to containerd's), and not a child of the start process.
+      assert.is.not(conn.shimPid, r.pid, 'the daemon is not the start process');
+      const stat = fs.readFileSync(`/proc/${conn.shimPid}/stat`, 'utf8');
+      const [ppid, , session] = stat.slice(stat.lastIndexOf(')') + 2).split(' ').slice(1, 4).map(Number);
+      assert.is.not(ppid, r.pid, 'the daemon was re-parented away from the start process');
+      assert.is(session, conn.shimPid, 'the daemon leads its own session');
       const cmdline = fs.readFileSync(`/proc/${conn.shimPid}/cmdline`, 'utf8').split('\0');
       assert.ok(cmdline.some((a) => a.endsWith('/containerd-shim-tsshim-v2')), `ps shows the shim's name: ${cmdline.join(' ')}`);
       assert.is(cmdline.filter(Boolean).at(-1), 'daemon');

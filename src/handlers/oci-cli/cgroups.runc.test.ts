@@ -138,7 +138,10 @@ if (reason) {
     const ticking = new OomWatcher(ref!, () => timed++, 50);
     try {
       // busybox tail keeps the last 10 lines: a 100 MB line without newline stays in its buffer
-      const hog = await runc(['exec', ID, 'sh', '-c', 'head -c 100000000 /dev/zero | tail > /dev/null'], false);
+      // The OOM killer picks the highest badness; under load it once picked the init. The hog raises
+      // its own oom_score_adj to 1000 (raising needs no privilege; its children inherit it), which
+      // adds the whole 32 MiB limit to its score: the init (adj 0, a few pages) is never chosen first.
+      const hog = await runc(['exec', ID, 'sh', '-c', 'echo 1000 > /proc/self/oom_score_adj && head -c 100000000 /dev/zero | tail > /dev/null'], false);
       assert.is(hog.exitCode, 137, `hog exit ${hog.exitCode}: ${hog.stderr}`);
       const after = oomKillCount(ref!);
       assert.ok(after > before, `oom_kill ${before} -> ${after}`);
