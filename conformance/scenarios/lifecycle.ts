@@ -1,8 +1,8 @@
 // Run to completion, exit codes, signals, stdio and the event order of a run.
-import { spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import type { Scenario } from '../types.js';
 import { KERNEL_PROBE, classifyKernel } from '../../test/helpers/isolation.js';
+import { stripCtrDeprecationNotices } from '../../test/helpers/containerd-version.js';
+import { randomOutputCommand, streamAndHash } from '../../test/helpers/proc.js';
 import { ctrMessage, events, ok, runSleeper, topicsOf, waitFor, waitStatus } from './util.js';
 
 const exitCode = (code: number): Scenario => ({
@@ -129,22 +129,13 @@ export const lifecycleScenarios: Scenario[] = [
     async run(ctx) {
       const id = ctx.uniqueId('big');
       const size = 10 * 1024 * 1024;
-      const argv = ctx.ctr.runArgv(id, ['sh', '-c', `head -c ${size} /dev/urandom > /tmp/d; sha256sum /tmp/d >&2; cat /tmp/d`], { rm: true });
-      const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
-      ctx.defer(() => child.exitCode === null && child.kill('SIGKILL'));
-      const hash = createHash('sha256');
-      let bytes = 0;
-      let err = '';
-      child.stdout.on('data', (b: Buffer) => {
-        bytes += b.length;
-        hash.update(b);
-      });
-      child.stderr.on('data', (b: Buffer) => (err += b.toString()));
       const t0 = Date.now();
-      const code = await new Promise<number | null>((res) => child.on('close', res));
+      const r = await streamAndHash(ctx.ctr.runArgv(id, randomOutputCommand(size), { rm: true }), {
+        cleanStderr: stripCtrDeprecationNotices,
+        onSpawn: (child) => ctx.defer(() => child.exitCode === null && child.kill('SIGKILL')),
+      });
       ctx.note('transferMs', Date.now() - t0);
-      const inside = err.trim().split(/\s+/)[0] ?? '';
-      return { exitCode: code, bytes, sha256Matches: hash.digest('hex') === inside };
+      return { exitCode: r.code, bytes: r.bytes, sha256Matches: r.sha256Matches };
     },
     expect: (o) => (o.bytes === 10 * 1024 * 1024 && o.sha256Matches === true ? [] : [`received ${o.bytes} bytes, sha256 match ${o.sha256Matches}`]),
   },

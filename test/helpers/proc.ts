@@ -1,5 +1,6 @@
 // Small process helpers shared by the test harness, the demo and the benchmark.
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -217,4 +218,31 @@ export const shq = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
 export function underTerminal(argv: string[], opts: { rows?: number; cols?: number; timeoutMs?: number } = {}): Promise<RunResult> {
   const size = opts.rows && opts.cols ? `stty rows ${opts.rows} cols ${opts.cols}; ` : '';
   return runCommand('script', ['-qfec', `${size}${argv.map(shq).join(' ')}`, '/dev/null'], { timeoutMs: opts.timeoutMs ?? 60_000 });
+}
+
+/** A container command that writes `size` random bytes to stdout after printing their sha256 on stderr. */
+export const randomOutputCommand = (size: number): string[] => ['sh', '-c', `head -c ${size} /dev/urandom > /tmp/d; sha256sum /tmp/d >&2; cat /tmp/d`];
+
+/**
+ * Runs argv (e.g. a `ctr run` of randomOutputCommand), hashing its stdout as it streams (never
+ * buffered): exit code, byte count, and whether the sha256 received equals the first word of its
+ * stderr (after cleanStderr). onSpawn gets the child (to kill it on a timeout).
+ */
+export async function streamAndHash(
+  argv: string[],
+  opts: { cleanStderr?: (s: string) => string; onSpawn?: (child: ChildProcess) => void } = {},
+): Promise<{ code: number | null; bytes: number; sha256Matches: boolean; stderr: string }> {
+  const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
+  opts.onSpawn?.(child);
+  const hash = createHash('sha256');
+  let bytes = 0;
+  let stderr = '';
+  child.stdout.on('data', (b: Buffer) => {
+    bytes += b.length;
+    hash.update(b);
+  });
+  child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+  const code = await new Promise<number | null>((res) => child.on('close', res));
+  const inside = (opts.cleanStderr ?? ((x: string) => x))(stderr).trim().split(/\s+/)[0] ?? '';
+  return { code, bytes, sha256Matches: hash.digest('hex') === inside, stderr };
 }

@@ -3,11 +3,9 @@
 // checked against io.containerd.runc.v2 on the same run where it applies.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { startContainerd, importTestImage, uniqueId, type PrivateContainerd } from '../helpers/containerd.js';
-import { waitFor, isAlive } from '../helpers/proc.js';
+import { waitFor, isAlive, randomOutputCommand, streamAndHash } from '../helpers/proc.js';
 import { selectedContainerd, stripCtrDeprecationNotices } from '../helpers/containerd-version.js';
 import { TSSHIM, RUNC_V2, shimPids, leftovers, waitNoLeftovers, taskStatus, collectEvents, bundleDir } from '../helpers/tasks.js';
 
@@ -103,23 +101,11 @@ for (const runtime of [TSSHIM, RUNC_V2]) {
 }
 
 t('[tsshim] 10 MB of stdout arrive byte-exact', async ({ cd, image }) => {
-
-  const id2 = uniqueId('big');
   const size = 10 * 1024 * 1024;
-  const [ctrBin, ...ctrArgs] = cd.ctrArgv(['run', '--rm', '--runtime', TSSHIM, image, id2, 'sh', '-c', `head -c ${size} /dev/urandom > /tmp/d; sha256sum /tmp/d >&2; cat /tmp/d`]);
-  const child = spawn(ctrBin!, ctrArgs, { stdio: ['ignore', 'pipe', 'pipe'] });
-  const hash = createHash('sha256');
-  let bytes = 0;
-  let err = '';
-  child.stdout.on('data', (b: Buffer) => {
-    bytes += b.length;
-    hash.update(b);
-  });
-  child.stderr.on('data', (b: Buffer) => (err += b.toString()));
-  const code = await new Promise<number | null>((res) => child.on('close', res));
-  assert.is(code, 0, err);
-  assert.is(bytes, size);
-  assert.is(hash.digest('hex'), stripCtrDeprecationNotices(err).trim().split(/\s+/)[0], 'sha256 inside equals sha256 received');
+  const r = await streamAndHash(cd.ctrArgv(['run', '--rm', '--runtime', TSSHIM, image, uniqueId('big'), ...randomOutputCommand(size)]), { cleanStderr: stripCtrDeprecationNotices });
+  assert.is(r.code, 0, r.stderr);
+  assert.is(r.bytes, size);
+  assert.ok(r.sha256Matches, 'sha256 inside equals sha256 received');
 });
 
 for (const runtime of [TSSHIM, RUNC_V2]) {
