@@ -44,7 +44,7 @@ test('create() listens at <tmpdir>/tsshim-pty-*/pty.sock; close() removes it', a
   assert.ok(cs.path.startsWith(path.join(tmpdir(), 'tsshim-pty-')));
   assert.is(path.basename(cs.path), 'pty.sock');
   assert.ok(statSync(cs.path).isSocket());
-  cs.close();
+  await cs.close();
   assert.not.ok(existsSync(path.dirname(cs.path)));
   cs.close(); // idempotent
   const custom = mkdtempSync(path.join(tmpdir(), 'tsshim-cs-dir-'));
@@ -158,6 +158,7 @@ test('close() wakes a pending receive() at once', async () => {
   const settle = (p: Promise<unknown>) => p.then(() => 'resolved', (e: Error) => `rejected: ${e.message}`);
   assert.match(await settle(pending), /^rejected: .*closed/);
   assert.ok(Date.now() - t0 < 1000);
+  await cs.close(); // already closed: settles once the file and its directory are removed
   assert.not.ok(existsSync(cs.path));
   assert.match(await settle(cs.receive()), /^rejected: .*closed/, 'a closed socket rejects receive()');
 });

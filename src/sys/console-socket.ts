@@ -15,7 +15,7 @@
  * sockets there (ERR_INVALID_FD_TYPE for a tty). When the slave side is gone,
  * reading the master fails with EIO: treat that as end of stream.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { acceptNonBlocking, closeFd, koffiModule, listenUnix, recvFd, SysError } from './libc.js';
@@ -52,12 +52,12 @@ export class ConsoleSocket {
 
   /** A listening socket at <dir or os.tmpdir()>/tsshim-pty-<random>/pty.sock */
   static async create(dir?: string): Promise<ConsoleSocket> {
-    const d = mkdtempSync(path.join(dir ?? tmpdir(), 'tsshim-pty-'));
+    const d = await mkdtemp(path.join(dir ?? tmpdir(), 'tsshim-pty-'));
     const p = path.join(d, 'pty.sock');
     try {
       return new ConsoleSocket(p, d, listenUnix(p, 1));
     } catch (e) {
-      rmSync(d, { recursive: true, force: true });
+      await rm(d, { recursive: true, force: true });
       throw e;
     }
   }
@@ -144,9 +144,12 @@ export class ConsoleSocket {
     });
   }
 
-  /** Close the listening socket, remove the socket file and its directory; a pending receive() rejects. */
-  close(): void {
-    if (this.closed) return;
+  /**
+   * Close the listening socket (at once: a pending receive() rejects), then remove the socket
+   * file and its directory off the event loop; the promise settles when they are gone (never rejects).
+   */
+  close(): Promise<void> {
+    if (this.closed) return this.removed;
     this.closed = true;
     this.pending?.fail(new Error(`console socket ${this.path} was closed while waiting for the pty master`));
     try {
@@ -155,8 +158,10 @@ export class ConsoleSocket {
       // already gone
     }
     this.listenFd = -1;
-    rmSync(this.dir, { recursive: true, force: true });
+    this.removed = rm(this.dir, { recursive: true, force: true }).catch(() => undefined);
+    return this.removed;
   }
+  private removed: Promise<void> = Promise.resolve();
 }
 
 function wrap(sockPath: string, e: unknown): Error {

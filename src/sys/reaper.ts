@@ -25,7 +25,7 @@
 import { EventEmitter } from 'node:events';
 import { ChildProcess, spawn, type SpawnOptions } from 'node:child_process';
 import { constants as osConstants } from 'node:os';
-import { existsSync } from 'node:fs';
+import { access } from 'node:fs/promises';
 import { execa } from 'execa';
 import { peekExitedChild, setChildSubreaper, SysError, waitpidNoHang } from './libc.js';
 
@@ -204,7 +204,7 @@ export class Reaper extends EventEmitter<{ exit: [ExitEvent] }> {
     trackChild(sub as unknown as ChildProcess); // execa 9's subprocess is the ChildProcess itself
     const spawned = typeof sub.pid === 'number';
     const r = await sub;
-    if (!spawned) throw spawnError(file, opts, r.code, (r as { message?: string }).message ?? '');
+    if (!spawned) throw await spawnError(file, opts, r.code, (r as { message?: string }).message ?? '');
     const signal = typeof r.signal === 'string' ? r.signal : undefined;
     const signum = signal ? (osConstants.signals as Record<string, number>)[signal] : undefined;
     const exitCode = typeof r.exitCode === 'number' ? r.exitCode : signum !== undefined ? 128 + signum : 255;
@@ -226,10 +226,10 @@ export class Reaper extends EventEmitter<{ exit: [ExitEvent] }> {
   }
 }
 
-function spawnError(file: string, opts: RunOptions, code: string | undefined, detail: string): SysError {
+async function spawnError(file: string, opts: RunOptions, code: string | undefined, detail: string): Promise<SysError> {
   const errno = code ? (osConstants.errno as Record<string, number>)[code] ?? 0 : 0;
   let why: string;
-  if (opts.cwd && !existsSync(opts.cwd)) {
+  if (opts.cwd && !(await access(opts.cwd).then(() => true, () => false))) {
     why = `working directory ${JSON.stringify(opts.cwd)} does not exist`;
   } else if (code === 'ENOENT') {
     why = file.includes('/')

@@ -276,7 +276,7 @@ export class ProcessIO {
     }
     this.closeStdin();
     for (const s of this.streams) s.destroy();
-    this.consoleSocket?.close();
+    await this.consoleSocket?.close();
     for (const fd of this.ownFds) safeClose(fd);
     const logger = this.logger;
     if (logger && logger.exitCode === null) {
