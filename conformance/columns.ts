@@ -35,8 +35,8 @@ export const COLUMN_IDS: readonly ColumnId[] = ['reference', 'runc', 'gvisor-ref
 /** gVisor's own shim and the runsc it drives (the pinned build from scripts/peers.sh, ADR 0015). */
 export const GVISOR_PEER_DIR = '/opt/tsshim/peers/gvisor';
 export const GVISOR_SHIM_RUNTIME = 'io.containerd.runsc.v1';
-/** The runsc platform of gVisor's own shim (ADR 0017: systrap works on this kind of VM). */
-export const GVISOR_PLATFORM: 'systrap' | 'ptrace' = existsSync(join(GVISOR_PEER_DIR, 'VERSION')) ? 'systrap' : 'ptrace';
+/** The runsc platform of both gVisor columns: the handler's default (ADR 0017: systrap's OOM differs here). */
+export const GVISOR_PLATFORM = 'ptrace';
 
 /** reference: runc-v2, what the others are compared with; tsshim: one of tsshim's own handlers; stand-in: a tsshim handler in front of a substitute backend; peer-reference: gVisor's own shim, the gvisor column's second yardstick (ADR 0017). */
 export type ColumnKind = 'reference' | 'tsshim' | 'stand-in' | 'peer-reference';
@@ -224,13 +224,13 @@ export const COLUMNS: Readonly<Record<ColumnId, Column>> = Object.freeze({
     id: 'gvisor',
     kind: 'tsshim',
     backend: 'runsc',
-    header: 'gvisor (tsshim, runsc ptrace)',
+    header: `gvisor (tsshim, runsc ${GVISOR_PLATFORM})`,
     runtimeType: TSSHIM_RUNTIME,
     peerReference: 'gvisor-ref',
     handler: 'gvisor',
-    // No binary: the handler's default runsc.
-    handlerToml: 'handler = "gvisor"\nname = "conformance-gvisor"\n\n[options]\nplatform = "ptrace"\nnetwork = "none"\n',
-    criHandlerToml: 'handler = "gvisor"\nname = "conformance-gvisor"\n\n[options]\nplatform = "ptrace"\nnetwork = "host"\n',
+    // No binary, no platform: the handler's defaults (the pinned runsc when setup built it, ptrace; ADR 0017).
+    handlerToml: 'handler = "gvisor"\nname = "conformance-gvisor"\n\n[options]\nnetwork = "none"\n',
+    criHandlerToml: 'handler = "gvisor"\nname = "conformance-gvisor"\n\n[options]\nnetwork = "host"\n',
     checkpointEngine: 'runsc',
     hostPidNamespaceJoinable: false,
     isolation: 'gvisor',

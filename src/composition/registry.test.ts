@@ -150,9 +150,11 @@ test('runc: systemd cgroup driver only with systemd as PID 1', () => {
 
 test('gvisor: platform checks', () => {
   const g = entry('gvisor');
-  const cfg = (platform: string) => ({ type: 'gvisor', name: 'g', options: { platform } });
-  assert.ok(g.assess(facts({ cpuVirt: null })).usable);
-  assert.is(g.assess(facts()).details.platform, 'ptrace');
+  // binary = "runsc": the fake facts know that name (the default may be the pinned build's path).
+  const cfg = (platform: string) => ({ type: 'gvisor', name: 'g', binary: 'runsc', options: { platform } });
+  const debian = { type: 'gvisor', name: 'g', binary: 'runsc', options: {} };
+  assert.ok(g.assess(facts({ cpuVirt: null }), debian).usable);
+  assert.is(g.assess(facts(), debian).details.platform, 'ptrace');
   const kvmNested = g.assess(facts({ cpuVirt: null }), cfg('kvm'));
   assert.is(kvmNested.usable, false);
   assert.match(kvmNested.reason, 'kvm platform hangs on this host');

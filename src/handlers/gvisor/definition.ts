@@ -3,17 +3,42 @@ import type { HandlerConfig } from '../../shim-api/handler.js';
 import { invalidArgument } from '../../shim-api/errors.js';
 import { NESTED_KVM, type HostFacts } from '../../shim-api/host-facts.js';
 import { defineOciHandler } from '../oci-cli/definition.js';
-import { gvisorProfile, gvisorProfileWith, type GvisorOptions } from './profile.js';
+import { existsSync } from 'node:fs';
+import { DEBIAN_RUNSC, GVISOR_PEER_RUNSC, gvisorProfileWith, type GvisorOptions, type RunscBuild } from './profile.js';
+
+/**
+ * The default runsc (ADR 0017): the pinned build at GVISOR_PEER_RUNSC when setup made it, else
+ * `runsc` on PATH (Debian's). Decided once when the handler module loads (one stat, not on a
+ * request path).
+ */
+export const DEFAULT_RUNSC: RunscBuild = existsSync(GVISOR_PEER_RUNSC) ? { binary: GVISOR_PEER_RUNSC, update: true } : DEBIAN_RUNSC;
+
+/** The runsc build a config names: its `binary`, else the default. Only the pinned build is known to have `update`. */
+export function runscBuildFor(config?: HandlerConfig): RunscBuild {
+  const b = config?.binary;
+  if (b === undefined || b === '') return DEFAULT_RUNSC;
+  return b === GVISOR_PEER_RUNSC ? { binary: b, update: true } : { binary: b, update: false };
+}
+
+/**
+ * Platform when the config names none: ptrace, with either build. systrap runs on this kind of VM
+ * with the pinned runsc, but through tsshim its OOM kill ends as exit 1 with no /tasks/oom where
+ * ptrace (and runc-v2) give 137 and the event (ADR 0017); `platform = "systrap"` still selects it.
+ */
+export function defaultPlatform(_build: RunscBuild): GvisorOptions['platform'] {
+  return 'ptrace';
+}
 
 /** `[options]` of a gvisor handler config -> runsc flags. */
 export function gvisorOptions(config: HandlerConfig): GvisorOptions {
   const o = config.options;
-  const platform = (o.platform ?? 'ptrace') as GvisorOptions['platform'];
+  const build = runscBuildFor(config);
+  const platform = (o.platform ?? defaultPlatform(build)) as GvisorOptions['platform'];
   const network = (o.network ?? 'none') as GvisorOptions['network'];
   const extra = (o.runsc_config ?? {}) as Record<string, string | number | boolean>;
   try {
     const opts: GvisorOptions = { platform, network, debugLogDir: typeof o.debug_log_dir === 'string' ? o.debug_log_dir : undefined, extra };
-    gvisorProfileWith(opts); // validate now, with a message that names the config
+    gvisorProfileWith(opts, build); // validate now, with a message that names the config
     return opts;
   } catch (err) {
     throw invalidArgument(`gvisor handler "${config.name}": ${(err as Error).message}`);
@@ -26,7 +51,11 @@ export function runscBuildYear(version: string | undefined): number | undefined 
   return m ? Number(m[1]) : undefined;
 }
 
-const platformOf = (config?: HandlerConfig) => (typeof config?.options.platform === 'string' && config.options.platform !== '' ? config.options.platform : 'ptrace');
+const platformOf = (config?: HandlerConfig) =>
+  typeof config?.options.platform === 'string' && config.options.platform !== '' ? config.options.platform : defaultPlatform(runscBuildFor(config));
+
+/** The default profile: the default runsc with its default platform, no network. */
+export const gvisorDefaultProfile = gvisorProfileWith({ platform: defaultPlatform(DEFAULT_RUNSC), network: 'none' }, DEFAULT_RUNSC);
 
 function kvmState(facts: HostFacts): string {
   if (!facts.kvm.present) return 'kvm platform unusable: no /dev/kvm';
@@ -38,14 +67,14 @@ function kvmState(facts: HostFacts): string {
 export const gvisorDefinition = defineOciHandler({
   type: 'gvisor',
   summary: 'gVisor through runsc\'s runc-compatible CLI (application kernel sandbox)',
-  profile: gvisorProfile,
-  profileFor: (config) => gvisorProfileWith(gvisorOptions(config)),
-  install: 'Debian: apt-get install runsc',
+  profile: gvisorDefaultProfile,
+  profileFor: (config) => gvisorProfileWith(gvisorOptions(config), runscBuildFor(config)),
+  install: 'scripts/peers.sh gvisor builds the pinned runsc; Debian: apt-get install runsc',
   podAnnotations: ['dev.gvisor.*'],
   config: {
     description: 'gVisor through runsc',
-    settings: `# binary = "${gvisorProfile.binary}"\n# root = "${gvisorProfile.defaultRoot}"\n`,
-    options: `platform = "ptrace"   # ptrace | systrap (runsc >= 2023) | kvm (needs /dev/kvm and vmx/svm)
+    settings: `# binary = "/usr/bin/runsc"   # Debian's 2022 build; default: ${GVISOR_PEER_RUNSC} when setup built it, else runsc on PATH\n# root = "${gvisorDefaultProfile.defaultRoot}"\n`,
+    options: `# platform = "${defaultPlatform(DEFAULT_RUNSC)}"   # ptrace | systrap (runsc >= 2023; see ADR 0017) | kvm (needs /dev/kvm and vmx/svm)
 network = "none"      # none | sandbox (needs a CNI-prepared network namespace) | host
 # debug_log_dir = "/var/log/runsc"   # per-command runsc debug logs
 

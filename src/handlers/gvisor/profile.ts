@@ -13,6 +13,23 @@ export interface GvisorOptions {
   extra?: Readonly<Record<string, string | number | boolean>>;
 }
 
+/**
+ * The pinned runsc that setup builds (scripts/peers.sh, ADR 0015): today's gVisor, with `update`
+ * and the systrap platform. The handler prefers it when it is there (ADR 0017); Debian's 2022
+ * runsc stays usable with `binary = "/usr/bin/runsc"` (platform then defaults to ptrace).
+ */
+export const GVISOR_PEER_RUNSC = '/opt/tsshim/peers/gvisor/bin/runsc';
+
+/** What the runsc build can do beyond Debian's 0.0~20221219. */
+export interface RunscBuild {
+  /** Name on PATH or absolute path. */
+  binary: string;
+  /** `runsc update` exists (runsc >= 2023; the pinned build). */
+  update: boolean;
+}
+
+export const DEBIAN_RUNSC: RunscBuild = { binary: 'runsc', update: false };
+
 const FLAG_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 const OWNED = new Set(['root', 'log', 'log-format', 'platform', 'network', 'debug', 'debug-log']);
 
@@ -34,15 +51,16 @@ export function gvisorGlobalArgs(o: GvisorOptions): string[] {
   return args;
 }
 
-/** A gVisor profile with the given runsc options. */
-export function gvisorProfileWith(o: GvisorOptions): RuntimeProfile {
+/** A gVisor profile with the given runsc options, for the given runsc build (default: Debian's). */
+export function gvisorProfileWith(o: GvisorOptions, build: RunscBuild = DEBIAN_RUNSC): RuntimeProfile {
   return defineProfile({
     name: 'runsc',
-    binary: 'runsc',
+    binary: build.binary,
     defaultRoot: '/run/containerd/runsc',
     globalArgs: gvisorGlobalArgs(o),
-    // Debian's runsc 0.0~20221219 has neither `update` nor `features`.
-    supports: [...allOperationsExcept('update', 'features'), 'wait'],
+    // Debian's runsc 0.0~20221219 has neither `update` nor `features`; today's has `update`
+    // (`--resources -` like runc) and a `features` that lists CPU features, not the OCI features.
+    supports: build.update ? [...allOperationsExcept('features'), 'wait'] : [...allOperationsExcept('update', 'features'), 'wait'],
     psReportsHostPids: false,
     // The pid file holds the sandbox pid, shared by every container of the pod.
     exitMonitor: 'wait',
@@ -87,5 +105,5 @@ export function gvisorProfileWith(o: GvisorOptions): RuntimeProfile {
   });
 }
 
-/** Defaults that work on this host: ptrace platform, no network. */
+/** Debian's runsc with the defaults that work anywhere: ptrace platform, no network. */
 export const gvisorProfile: RuntimeProfile = gvisorProfileWith({ platform: 'ptrace', network: 'none' });
