@@ -8,7 +8,8 @@
  *   binary = "/usr/bin/runsc"          # optional backend binary
  *   root = "/run/containerd/runsc"     # optional backend state root
  *   debug = false                      # raise the shim's log level
- *   allow_annotation_override = false  # may io.tsshim.handler in the spec pick another handler file?
+ *   allow_annotation_override = []     # handler config files the io.tsshim.handler annotation may pick
+ *                                      # (absolute paths; the annotation names one, by path or by file stem)
  *   [options]                          # handler-specific
  *   platform = "ptrace"
  */
@@ -23,7 +24,8 @@ export const HANDLER_ANNOTATION = 'io.tsshim.handler';
 export interface ShimConfig {
   handler: HandlerConfig;
   debug: boolean;
-  allowAnnotationOverride: boolean;
+  /** Handler config files (absolute paths) the io.tsshim.handler annotation may choose; empty: none. */
+  annotationAllowlist: string[];
   /** Where it came from, for messages. */
   source: string;
 }
@@ -52,9 +54,24 @@ export function parseConfig(text: string, source: string): ShimConfig {
   return {
     handler: { type, name: str('name') ?? type, binary: str('binary'), root: str('root'), options: options as Record<string, unknown> },
     debug: doc.debug === true,
-    allowAnnotationOverride: doc.allow_annotation_override === true,
+    annotationAllowlist: allowlist(doc.allow_annotation_override, source),
     source,
   };
+}
+
+function allowlist(v: unknown, source: string): string[] {
+  if (v === undefined || v === false) return [];
+  const hint = 'name the handler config files (absolute paths) the io.tsshim.handler annotation may choose, e.g. allow_annotation_override = ["/etc/tsshim/gvisor.toml"]';
+  if (!Array.isArray(v)) throw invalidArgument(`tsshim config ${source}: "allow_annotation_override" must be a list of files: ${hint}`);
+  for (const f of v) {
+    if (typeof f !== 'string' || !f.startsWith('/')) throw invalidArgument(`tsshim config ${source}: "allow_annotation_override" holds ${JSON.stringify(f)}, not an absolute path: ${hint}`);
+  }
+  return v as string[];
+}
+
+/** The allowlisted file an annotation value names (its path, or its file name without .toml); undefined if none. */
+export function allowlisted(cfg: ShimConfig, wanted: string): string | undefined {
+  return cfg.annotationAllowlist.find((f) => f === wanted || f.slice(f.lastIndexOf('/') + 1).replace(/\.toml$/, '') === wanted);
 }
 
 export async function loadConfigFile(file: string): Promise<ShimConfig> {
@@ -78,5 +95,5 @@ export async function defaultConfig(env = process.env): Promise<ShimConfig> {
       throw err;
     }
   }
-  return { handler: { type: 'runc', name: 'runc', options: {} }, debug: false, allowAnnotationOverride: false, source: 'built-in default' };
+  return { handler: { type: 'runc', name: 'runc', options: {} }, debug: false, annotationAllowlist: [], source: 'built-in default' };
 }

@@ -7,7 +7,7 @@
 import type { HandlerDefinition } from '../shim-api/definition.js';
 
 const COMMON = `debug = false                       # raise the shim's log level
-allow_annotation_override = false   # may the io.tsshim.handler annotation pick another handler?
+allow_annotation_override = []      # handler config files the io.tsshim.handler annotation may pick
 `;
 
 export function renderHandlerConfig(def: Pick<HandlerDefinition, 'type' | 'runtimeEntry' | 'docsPage' | 'defaultConfig'>): string {

@@ -84,7 +84,7 @@ test('every default config is accepted by config.ts and by its handler\'s own pa
     const cfg = parseConfig(text, e.configFile);
     assert.is(cfg.handler.type, e.type, e.type);
     assert.is(cfg.handler.name, e.runtimeEntry, e.type);
-    assert.is(cfg.allowAnnotationOverride, false);
+    assert.equal(cfg.annotationAllowlist, []);
     assert.is(cfg.debug, false);
   }
   const g = gvisorOptions(parseConfig(renderHandlerConfig(entry('gvisor')), 'g').handler);

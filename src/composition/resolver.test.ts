@@ -14,7 +14,7 @@ import { defineHandler, type HandlerDefinition } from '../shim-api/definition.js
 import type { HandlerConfig, HandlerContext, HandlerFactory, TaskHandler } from '../shim-api/handler.js';
 import { ShimError } from '../shim-api/errors.js';
 import { packAny, runtimeOptions, TYPE_URL } from '../shim-api/pb.js';
-import { BUNDLE_STATE_FILE, ConfiguredResolver } from './resolver.js';
+import { BUNDLE_STATE_FILE, ConfiguredResolver, selectConfig } from './resolver.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tsshim-resolver-'));
 const ctx = { log: pino({ level: 'silent' }) } as unknown as HandlerContext;
@@ -106,6 +106,43 @@ test('cleanup uses the handler type recorded in the bundle', async () => {
   await r.resolve(sel);
   assert.equal(await r.cleanup(sel.bundle, 'c9'), { pid: 0, exitStatus: 137 });
   assert.equal(cleaned, ['beta:c9']);
+});
+
+test('io.tsshim.handler picks only an allowlisted handler config file; anything else is PermissionDenied', async () => {
+  const gvisorFile = path.join(tmp, 'gvisor.toml');
+  fs.writeFileSync(gvisorFile, 'handler = "gvisor"\n[options]\nplatform = "ptrace"\n');
+  const opts = (body: string) => packAny(TYPE_URL.RuntimeOptions, runtimeOptions.Options, { typeUrl: '', configPath: '', configBody: Buffer.from(body) });
+  const withList = opts(`handler = "runc"\nallow_annotation_override = [${JSON.stringify(gvisorFile)}]\n`);
+  for (const wanted of [gvisorFile, 'gvisor']) {
+    const cfg = await selectConfig({ options: withList, annotations: { 'io.tsshim.handler': wanted } });
+    assert.is(cfg.handler.type, 'gvisor');
+    assert.is(cfg.handler.options.platform, 'ptrace');
+  }
+  assert.is((await selectConfig({ options: withList, annotations: {} })).handler.type, 'runc');
+  for (const [options, wanted] of [
+    [withList, 'kata'],
+    [withList, '/etc/passwd'],
+    [opts('handler = "runc"\n'), 'gvisor'],
+    [opts('handler = "runc"\nallow_annotation_override = false\n'), gvisorFile],
+  ] as const) {
+    try {
+      await selectConfig({ options, annotations: { 'io.tsshim.handler': wanted } });
+      assert.unreachable(`resolved ${wanted}`);
+    } catch (e) {
+      assert.instance(e, ShimError);
+      assert.is((e as ShimError).kind, 'PermissionDenied', (e as Error).message);
+      assert.match((e as Error).message, 'io.tsshim.handler');
+    }
+  }
+  for (const bad of ['allow_annotation_override = true\n', 'allow_annotation_override = ["gvisor.toml"]\n']) {
+    try {
+      await selectConfig({ options: opts(bad), annotations: {} });
+      assert.unreachable(bad);
+    } catch (e) {
+      assert.is((e as ShimError).kind, 'InvalidArgument');
+      assert.match((e as Error).message, 'absolute path');
+    }
+  }
 });
 
 test.after(() => fs.rmSync(tmp, { recursive: true, force: true }));

@@ -4,9 +4,9 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import type { CleanupResult, HandlerConfig, HandlerContext, HandlerFactory, HandlerResolver, HandlerSelection, TaskHandler } from '../shim-api/handler.js';
 import type { HandlerDefinition } from '../shim-api/definition.js';
-import { failedPrecondition, invalidArgument } from '../shim-api/errors.js';
+import { failedPrecondition, invalidArgument, permissionDenied } from '../shim-api/errors.js';
 import { runcOptions, runtimeOptions, TYPE_URL, unpackAny } from '../shim-api/pb.js';
-import { defaultConfig, loadConfigFile, parseConfig, HANDLER_ANNOTATION, type ShimConfig } from './config.js';
+import { allowlisted, defaultConfig, loadConfigFile, parseConfig, HANDLER_ANNOTATION, type ShimConfig } from './config.js';
 
 /** Where the handler of a task is recorded, for the `delete` subcommand. */
 export const BUNDLE_STATE_FILE = 'tsshim.json';
@@ -27,7 +27,7 @@ export async function selectConfig(sel: Pick<HandlerSelection, 'options' | 'anno
     cfg = {
       handler: { type: 'runc', name: 'runc', binary: rc.binaryName || undefined, root: rc.root || undefined, options: rc.systemdCgroup ? { systemd_cgroup: true } : {} },
       debug: false,
-      allowAnnotationOverride: false,
+      annotationAllowlist: [],
       source: 'runc options',
     };
   }
@@ -36,12 +36,17 @@ export async function selectConfig(sel: Pick<HandlerSelection, 'options' | 'anno
   }
   cfg ??= await fallback();
   const wanted = sel.annotations[HANDLER_ANNOTATION];
-  if (wanted && wanted !== cfg.handler.type) {
-    if (!cfg.allowAnnotationOverride) {
-      log?.warn({ wanted, source: cfg.source }, `annotation ${HANDLER_ANNOTATION} ignored: allow_annotation_override is off`);
-    } else {
-      cfg = { ...cfg, handler: { type: wanted, name: wanted, options: {} }, source: `annotation ${HANDLER_ANNOTATION}` };
+  if (wanted !== undefined) {
+    // A pod asking for a handler must get it or a refusal: never silently another isolation.
+    const file = allowlisted(cfg, wanted);
+    if (!file) {
+      log?.warn({ wanted, source: cfg.source }, `annotation ${HANDLER_ANNOTATION} refused: not in allow_annotation_override`);
+      throw permissionDenied(
+        `annotation ${HANDLER_ANNOTATION}=${JSON.stringify(wanted.slice(0, 256))} is not allowed by ${cfg.source}: ` +
+          (cfg.annotationAllowlist.length ? `allow_annotation_override lists ${cfg.annotationAllowlist.join(', ')}` : 'its allow_annotation_override is empty'),
+      );
     }
+    cfg = { ...(await loadConfigFile(file)), source: `${file} (annotation ${HANDLER_ANNOTATION})` };
   }
   return cfg;
 }

@@ -9,6 +9,7 @@ export type ErrorKind =
   | 'NotFound'
   | 'AlreadyExists'
   | 'FailedPrecondition'
+  | 'PermissionDenied'
   | 'Unimplemented'
   | 'Unavailable'
   | 'DeadlineExceeded'
@@ -21,6 +22,7 @@ const codeOf: Record<ErrorKind, Code> = {
   NotFound: Code.NotFound,
   AlreadyExists: Code.AlreadyExists,
   FailedPrecondition: Code.FailedPrecondition,
+  PermissionDenied: Code.PermissionDenied,
   Unimplemented: Code.Unimplemented,
   Unavailable: Code.Unavailable,
   DeadlineExceeded: Code.DeadlineExceeded,
@@ -44,6 +46,7 @@ export const invalidArgument = (msg: string) => new ShimError('InvalidArgument',
 export const notFound = (msg: string) => new ShimError('NotFound', msg);
 export const alreadyExists = (msg: string) => new ShimError('AlreadyExists', msg);
 export const failedPrecondition = (msg: string) => new ShimError('FailedPrecondition', msg);
+export const permissionDenied = (msg: string) => new ShimError('PermissionDenied', msg);
 export const unimplemented = (msg: string) => new ShimError('Unimplemented', msg);
 export const unknownError = (msg: string, cause?: unknown) => new ShimError('Unknown', msg, { cause });
 
