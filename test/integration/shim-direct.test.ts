@@ -253,15 +253,18 @@ t('launcher start of a second task of the same pod joins the pod\'s shim', async
   const client = await Client.connect(r1.stdout.toString().slice('unix://'.length));
   try {
     const c1 = await call(client, 'Connect', task.ConnectRequest, { id: 'direct6' }, task.ConnectResponse);
-    const daemons = fs.readdirSync('/proc').filter((p) => /^\d+$/.test(p)).filter((p) => {
-      try {
-        const argv = fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0');
-        return argv.includes(ctx.fakeAddress) && argv.includes('daemon');
-      } catch {
-        return false;
-      }
-    });
-    assert.equal(daemons, [String(c1.shimPid)], 'one daemon for the pod');
+    const daemonList = () =>
+      fs.readdirSync('/proc').filter((p) => /^\d+$/.test(p)).filter((p) => {
+        try {
+          const argv = fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0');
+          return argv.includes(ctx.fakeAddress) && argv.includes('daemon');
+        } catch {
+          return false;
+        }
+      });
+    // the second start (argv ends in `daemon` too) answers, then exits: give it that moment under load
+    await waitFor(() => daemonList().length === 1, 10_000);
+    assert.equal(daemonList(), [String(c1.shimPid)], 'one daemon for the pod');
     await call(client, 'Shutdown', task.ShutdownRequest, { id: 'direct6' });
     assert.ok(await waitFor(() => !isAlive(c1.shimPid), 5000), 'shim exits after Shutdown');
   } finally {
