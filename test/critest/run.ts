@@ -367,9 +367,10 @@ export function renderMarkdown(entries: RunEntry[]): string {
     const refState = new Map(ref.specs.map((s) => [s.name, s.state]));
     const worse = e.specs.filter((s) => s.state === 'failed' && refState.get(s.name) === 'passed');
     const better = e.specs.filter((s) => s.state === 'passed' && refState.get(s.name) === 'failed');
-    if (!worse.length && !better.length) continue;
+    const skippedHere = e.specs.filter((s) => s.state === 'skipped' && refState.get(s.name) === 'passed');
+    if (!worse.length && !better.length && !skippedHere.length) continue;
     anyDiff = true;
-    lines.push(`- containerd ${e.containerd}, **${e.handler}**: ${worse.length} failing where the reference passes${worse.length ? ` (${worse.map((s) => s.name).join('; ')})` : ''}${better.length ? `; ${better.length} passing where the reference fails` : ''}`);
+    lines.push(`- containerd ${e.containerd}, **${e.handler}**: ${worse.length} failing where the reference passes${worse.length ? ` (${worse.map((s) => s.name).join('; ')})` : ''}${better.length ? `; ${better.length} passing where the reference fails` : ''}${skippedHere.length ? `; ${skippedHere.length} skipped by critest where the reference passes (${[...new Set(skippedHere.map((s) => s.message))].join('; ')}: ${skippedHere.map((s) => s.name).join('; ')})` : ''}`);
   }
   if (!anyDiff) lines.push('None: every test the reference passes, every handler run here passes too (see the table for which ran).');
   lines.push('', '## Failures', '');
