@@ -113,62 +113,69 @@ export interface FuzzResult {
   connections: number;
   /** Connections the shim closed on us. */
   closedByShim: number;
+  /**
+   * Connections the shim stopped reading although we read every answer (no 'drain' within
+   * stallMs): dropped and replaced. With what the stalled connection had been sent last.
+   */
+  stalled: number;
+  stalls: string[];
   bytes: number;
 }
 
 /** One fuzzed frame (header and payload); `state.id` is the connection's next stream id. */
-function fuzzFrame(rand: () => number, state: { id: number }): { buf: Buffer; reply: boolean; closeAfter?: boolean } {
+function fuzzFrame(rand: () => number, state: { id: number }): { kind: string; buf: Buffer; reply: boolean; closeAfter?: boolean } {
   const pick = <T>(a: readonly T[]): T => a[Math.floor(rand() * a.length)]!;
   const bytes = (n: number) => { const b = Buffer.allocUnsafe(n); for (let i = 0; i < n; i++) b[i] = (rand() * 256) | 0; return b; };
   const str = (n: number) => bytes(n).toString('latin1');
   const nextId = () => { const id = state.id; state.id += 2; return id; };
   const r = rand();
   if (r < 0.3) {
-    return { buf: encodeFrame(nextId(), 1, 0, encodeRequest({ service: SERVICE.Task, method: pick(SAFE_METHODS), payload: bytes((rand() * 200) | 0) })), reply: true };
+    return { kind: 'random-payload', buf: encodeFrame(nextId(), 1, 0, encodeRequest({ service: SERVICE.Task, method: pick(SAFE_METHODS), payload: bytes((rand() * 200) | 0) })), reply: true };
   }
   if (r < 0.5) {
     const payload = task.StateRequest.encode({ id: str((rand() * 80) | 0), execId: rand() < 0.5 ? '' : str((rand() * 10) | 0) }).finish();
     const metadata = rand() < 0.3 ? [{ key: str(5), value: str(5) }] : undefined;
     const timeoutNano = rand() < 0.2 ? Math.floor((rand() - 0.3) * 2e9) : 0;
-    return { buf: encodeFrame(nextId(), 1, 0, encodeRequest({ service: SERVICE.Task, method: pick(SAFE_METHODS), payload, metadata, timeoutNano })), reply: true };
+    return { kind: 'state-like', buf: encodeFrame(nextId(), 1, 0, encodeRequest({ service: SERVICE.Task, method: pick(SAFE_METHODS), payload, metadata, timeoutNano })), reply: true };
   }
   if (r < 0.6) {
-    return { buf: encodeFrame(nextId(), 1, 0, encodeRequest({ service: rand() < 0.5 ? SERVICE.Task : str(20), method: str((rand() * 40) | 0), payload: bytes(8) })), reply: true };
+    return { kind: 'unknown-method', buf: encodeFrame(nextId(), 1, 0, encodeRequest({ service: rand() < 0.5 ? SERVICE.Task : str(20), method: str((rand() * 40) | 0), payload: bytes(8) })), reply: true };
   }
-  if (r < 0.75) return { buf: encodeFrame(nextId(), 1, 0, bytes((rand() * 120) | 0)), reply: true }; // garbage envelope
+  if (r < 0.75) return { kind: 'garbage-envelope', buf: encodeFrame(nextId(), 1, 0, bytes((rand() * 120) | 0)), reply: true };
   if (r < 0.85) {
     // other frame types (ignored) and streaming flags
     const type = pick([0, 2, 3, 4, 255]);
     const flags = type === 1 ? 1 : pick([0, 1, 2, 0xff]);
-    return { buf: encodeFrame(nextId(), type, flags, bytes((rand() * 60) | 0)), reply: false };
+    return { kind: `type-${type}`, buf: encodeFrame(nextId(), type, flags, bytes((rand() * 60) | 0)), reply: false };
   }
-  if (r < 0.9) return { buf: encodeFrame(nextId(), 1, pick([1, 2, 4]), encodeRequest({ service: SERVICE.Task, method: 'State', payload: bytes(4) })), reply: true };
-  if (r < 0.95) {
+  if (r < 0.9) return { kind: 'flags', buf: encodeFrame(nextId(), 1, pick([1, 2, 4]), encodeRequest({ service: SERVICE.Task, method: 'State', payload: bytes(4) })), reply: true };
+  if (r < 0.99) {
     // stream id misuse: even, or already used
     const bad = rand() < 0.5 ? state.id + 1 : Math.max(1, state.id - 2 * (1 + ((rand() * 5) | 0)));
-    return { buf: encodeFrame(bad, 1, 0, encodeRequest({ service: SERVICE.Task, method: 'State', payload: new Uint8Array(0) })), reply: true };
+    return { kind: 'bad-stream-id', buf: encodeFrame(bad, 1, 0, encodeRequest({ service: SERVICE.Task, method: 'State', payload: new Uint8Array(0) })), reply: true };
   }
   if (r < 0.9995) {
     // a frame cut short: the rest of the connection's stream is misaligned, so close it after
     const full = encodeFrame(nextId(), 1, 0, encodeRequest({ service: SERVICE.Task, method: 'State', payload: bytes(30) }));
-    return { buf: full.subarray(0, 1 + ((rand() * (full.length - 1)) | 0)), reply: false, closeAfter: true };
+    return { kind: 'cut-frame', buf: full.subarray(0, 1 + ((rand() * (full.length - 1)) | 0)), reply: false, closeAfter: true };
   }
   // a header announcing more than the 4 MiB limit (answered ResourceExhausted), then close
   const hdr = Buffer.alloc(10);
   hdr.writeUInt32BE((4 << 20) + 1 + ((rand() * 1000) | 0), 0);
   hdr.writeUInt32BE(nextId(), 4);
   hdr[8] = 1;
-  return { buf: hdr, reply: true, closeAfter: true };
+  return { kind: 'oversized', buf: hdr, reply: true, closeAfter: true };
 }
 
 /**
  * Send `total` fuzzed frames to `socket` over `parallel` connections (each reading every answer;
  * a connection the fuzzer closes or the shim closes is replaced). Reproducible from `seed`.
  */
-export async function fuzz(socket: string, opts: { total: number; seed: number; parallel?: number; batch?: number }): Promise<FuzzResult> {
+export async function fuzz(socket: string, opts: { total: number; seed: number; parallel?: number; batch?: number; stallMs?: number }): Promise<FuzzResult> {
   const parallel = opts.parallel ?? 4;
   const batch = opts.batch ?? 500;
-  const res: FuzzResult = { frames: 0, responses: 0, connections: 0, closedByShim: 0, bytes: 0 };
+  const stallMs = opts.stallMs ?? 10_000;
+  const res: FuzzResult = { frames: 0, responses: 0, connections: 0, closedByShim: 0, stalled: 0, stalls: [], bytes: 0 };
   let remaining = opts.total;
   const worker = async (w: number) => {
     const rand = rng(opts.seed + w * 7919);
@@ -184,10 +191,12 @@ export async function fuzz(socket: string, opts: { total: number; seed: number; 
       let n = 0;
       while (remaining > 0 && !s.destroyed) {
         const parts: Buffer[] = [];
+        const kinds: string[] = [];
         let close = false;
         for (let i = 0; i < batch && remaining > 0; i++) {
           const f = fuzzFrame(rand, state);
           parts.push(f.buf);
+          kinds.push(f.kind);
           remaining--;
           res.frames++;
           n++;
@@ -197,11 +206,26 @@ export async function fuzz(socket: string, opts: { total: number; seed: number; 
         res.bytes += buf.length;
         const ok = s.write(buf);
         if (close) { closedByUs = true; s.end(); break; }
-        if (!ok) await Promise.race([new Promise((r) => s.once('drain', r)), closed]);
+        if (!ok) {
+          let timer: NodeJS.Timeout | undefined;
+          const drained = await Promise.race([
+            new Promise((r) => s.once('drain', () => r(true))),
+            closed.then(() => true),
+            new Promise((r) => { timer = setTimeout(() => r(false), stallMs); }),
+          ]);
+          clearTimeout(timer);
+          if (!drained) {
+            res.stalled++;
+            if (res.stalls.length < 5) res.stalls.push(`after ${n} frames; last kinds ${[...new Set(kinds.slice(-20))].join(',')}`);
+            closedByUs = true;
+            break;
+          }
+        }
       }
       if (!closedByUs && !s.destroyed) { closedByUs = true; s.end(); }
-      // give the shim time to answer what it read, then drop the connection
-      await Promise.race([closed, new Promise((r) => setTimeout(r, 2000))]);
+      // A moment for the shim to answer and close its side (runc-v2's Go ttrpc keeps a
+      // half-closed connection open), then drop it.
+      await Promise.race([closed, new Promise((r) => setTimeout(r, 50))]);
       if (!closedByUs) res.closedByShim++;
       s.destroy();
       void n;
