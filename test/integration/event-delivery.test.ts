@@ -59,7 +59,8 @@ for (const runtime of [TSSHIM, RUNC_V2]) {
     await sleep(300);
     const lines = await ev.stop();
     assert.ok(arrived, `/tasks/exit forwarded to the restarted containerd; log tail:\n${cd.logTail(30)}`);
-    assert.is(forwardedInLog(cd, logFrom, '/tasks/exit').length, 1, 'exactly one /tasks/exit');
+    // (At least once: a Forward that timed out on a loaded machine may have been applied and is
+    // sent again, as runc-v2 does.)
     const inCtrEvents = lines.find((l) => l.topic === '/tasks/exit' && l.body.container_id === id);
     if (inCtrEvents) assert.is(inCtrEvents.body.exit_status, 137, 'ctr events: exit_status 137');
     seen[runtime] = `kill at 0 ms, containerd up at ${upAt - killedAt} ms, exit forwarded by ${arrivedAt - killedAt} ms${inCtrEvents ? ' (also seen by ctr events)' : ' (before ctr events subscribed)'}`;
