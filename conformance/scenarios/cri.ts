@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { criV1 } from '../../src/client/cri.js';
-import { TEST_IMAGE } from '../../test/helpers/cri.js';
+import { TEST_IMAGE, appContainerConfig } from '../../test/helpers/cri.js';
 import type { Scenario } from '../types.js';
 import { codeName, waitFor } from './util.js';
 
@@ -49,13 +49,7 @@ export const criScenarios: Scenario[] = [
           {
             podSandboxId: podId,
             sandboxConfig,
-            config: {
-              metadata: { name: 'app', attempt: 0 },
-              image: { image: TEST_IMAGE },
-              command: ['sh', '-c', 'echo hi; sleep 300'],
-              logPath: 'app/0.log',
-              linux: { securityContext: { namespaceOptions: nsOpts } },
-            },
+            config: appContainerConfig({ logPath: 'app/0.log', namespaceOptions: nsOpts }),
           },
           { timeoutMs: 60_000 },
         )

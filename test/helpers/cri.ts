@@ -18,6 +18,7 @@ import { TEST_IMAGE, importTestImage, type PrivateContainerd } from './container
 import { buildTestImageArchive } from './image.js';
 import { runChecked } from './proc.js';
 import { RUNTIME_TYPE } from '../../src/shim-api/runtime-type.js';
+import type { NamespaceOption } from '../../src/proto/k8s/cri/runtime/v1/api.js';
 
 /** containerd's CRI plugin id. */
 export const CRI_PLUGIN_ID = 'io.containerd.grpc.v1.cri';
@@ -207,6 +208,19 @@ export async function importCriImages(cd: PrivateContainerd): Promise<{ image: s
 }
 
 export { TEST_IMAGE };
+
+/** The CRI "app" container the pod tests run: the test image printing "hi", then sleeping. */
+export function appContainerConfig(opts: { logPath: string; namespaceOptions: Partial<NamespaceOption>; labels?: Record<string, string>; annotations?: Record<string, string> }) {
+  return {
+    metadata: { name: 'app', attempt: 0 },
+    image: { image: TEST_IMAGE },
+    command: ['sh', '-c', 'echo hi; sleep 300'],
+    logPath: opts.logPath,
+    ...(opts.labels ? { labels: opts.labels } : {}),
+    ...(opts.annotations ? { annotations: opts.annotations } : {}),
+    linux: { securityContext: { namespaceOptions: opts.namespaceOptions } },
+  };
+}
 
 /**
  * Exit status of CRI StopContainer (timeout 2 s) of `sh -c 'echo hi; sleep 300'`, PID 1 of its

@@ -13,7 +13,7 @@ import { randomBytes } from 'node:crypto';
 import { connectCri, criV1, type CriClient } from '../../src/client/cri.js';
 import { startContainerd, REPO_ROOT, type PrivateContainerd } from '../helpers/containerd.js';
 import { containerdUnavailable, kataStandInDelegate, PEERS_DIR } from '../helpers/containerd-version.js';
-import { CRI_NAMESPACE, PAUSE_IMAGE, TEST_IMAGE, importCriImages, restrictOomScoreAdj } from '../helpers/cri.js';
+import { CRI_NAMESPACE, PAUSE_IMAGE, TEST_IMAGE, importCriImages, restrictOomScoreAdj, appContainerConfig } from '../helpers/cri.js';
 import { skipWithReason } from '../helpers/skip.js';
 import { RUNTIME_TYPE } from '../../src/shim-api/runtime-type.js';
 
@@ -140,13 +140,7 @@ if (why) {
           {
             podSandboxId,
             sandboxConfig,
-            config: {
-              metadata: { name: 'app', attempt: 0 },
-              image: { image: TEST_IMAGE },
-              command: ['sh', '-c', 'echo hi; sleep 300'],
-              logPath: 'app.log',
-              linux: { securityContext: { namespaceOptions: ns } },
-            },
+            config: appContainerConfig({ logPath: 'app.log', namespaceOptions: ns }),
           },
           { timeoutMs: 60_000 },
         );

@@ -30,6 +30,7 @@ import {
   criConfig,
   importCriImages,
   restrictOomScoreAdj,
+  appContainerConfig,
 } from '../helpers/cri.js';
 import { findProcesses, runCommand, waitFor } from '../helpers/proc.js';
 import { shimPids } from '../helpers/tasks.js';
@@ -282,15 +283,12 @@ async function podScenario({ cd, cri, tmp }: Ctx, h: Handler): Promise<void> {
       {
         podSandboxId: podId,
         sandboxConfig,
-        config: {
-          metadata: { name: 'app', attempt: 0 },
-          image: { image: TEST_IMAGE },
-          command: ['sh', '-c', 'echo hi; sleep 300'],
+        config: appContainerConfig({
           logPath: 'app/0.log',
           labels: { 'tsshim.test/container': 'app' },
           annotations: { 'tsshim.test/c': uid },
-          linux: { securityContext: { namespaceOptions: { network: NamespaceMode.NODE, pid: NamespaceMode.CONTAINER, ipc: NamespaceMode.POD } } },
-        },
+          namespaceOptions: { network: NamespaceMode.NODE, pid: NamespaceMode.CONTAINER, ipc: NamespaceMode.POD },
+        }),
       },
       { timeoutMs: 60_000 },
     );

@@ -25,10 +25,10 @@ import path from 'node:path';
 import { ShimError } from '../../shim-api/errors.js';
 import { OciCliDriver, readPidFile } from './driver.js';
 import { execaRunner } from './testing/execa-runner.js';
+import { BUSYBOX, makeBundle, realPipe, readUntil, waitForStatus, pidsMax } from './testing/real-runtime.js';
 import { skipWithReason } from '../../../test/helpers/skip.js';
 import { runcProfile } from '../runc/profile.js';
 
-const BUSYBOX = ['/bin/busybox', '/usr/bin/busybox'].find((p) => existsSync(p));
 const runcPath = (await execa('sh', ['-c', 'command -v runc'], { reject: false })).stdout.trim();
 const usable = process.getuid?.() === 0 && BUSYBOX !== undefined && runcPath !== '';
 const missing = [process.getuid?.() === 0 ? '' : 'not root', BUSYBOX ? '' : 'no busybox (/bin/busybox, /usr/bin/busybox)', runcPath ? '' : 'runc not on PATH'].filter(Boolean);
@@ -42,72 +42,15 @@ const suffix = `${process.pid}-${Date.now().toString(36)}`;
 const ID = `tsshim-drv-${suffix}`;
 const BAD_ID = `tsshim-drv-bad-${suffix}`;
 
-/** A bundle: busybox rootfs + `runc spec` with terminal false and the given args. */
-async function makeBundle(name: string, args: string[]): Promise<string> {
-  const bundle = path.join(top, name);
-  const bin = path.join(bundle, 'rootfs', 'bin');
-  mkdirSync(bin, { recursive: true });
-  copyFileSync(BUSYBOX!, path.join(bin, 'busybox'));
-  for (const applet of ['sh', 'sleep', 'true', 'cat', 'echo']) symlinkSync('busybox', path.join(bin, applet));
-  await execa('runc', ['spec'], { cwd: bundle });
-  const spec = JSON.parse(readFileSync(path.join(bundle, 'config.json'), 'utf8'));
-  spec.process.terminal = false;
-  spec.process.args = args;
-  spec.process.env = ['PATH=/bin'];
-  writeFileSync(path.join(bundle, 'config.json'), JSON.stringify(spec, null, 2));
-  return bundle;
-}
 
-/** A FIFO opened at both ends: a real pipe whose write end can be given to runc. */
-async function realPipe(dir: string, name: string): Promise<{ r: number; w: number }> {
-  const p = path.join(dir, name);
-  await execa('mkfifo', [p]);
-  const r = openSync(p, fsc.O_RDONLY | fsc.O_NONBLOCK);
-  const w = openSync(p, fsc.O_WRONLY);
-  return { r, w };
-}
 
-async function readUntil(fd: number, needle: string, timeoutMs = 5000): Promise<string> {
-  const buf = Buffer.alloc(4096);
-  let out = '';
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    try {
-      const n = readSync(fd, buf, 0, buf.length, null);
-      if (n > 0) out += buf.subarray(0, n).toString('utf8');
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EAGAIN') throw e;
-    }
-    if (out.includes(needle)) return out;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  return out;
-}
 
-async function waitForStatus(d: OciCliDriver, id: string, status: string, timeoutMs = 5000): Promise<string> {
-  const deadline = Date.now() + timeoutMs;
-  let last = '';
-  while (Date.now() < deadline) {
-    last = (await d.state(id)).status;
-    if (last === status) return last;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  return last;
-}
 
-function pidsMax(pid: number): string {
-  const line = readFileSync(`/proc/${pid}/cgroup`, 'utf8')
-    .split('\n')
-    .find((l) => /^\d+:([^:]*,)?pids(,[^:]*)?:/.test(l));
-  assert.ok(line, 'pids cgroup of the init');
-  const rel = line!.split(':').slice(2).join(':');
-  return readFileSync(path.join('/sys/fs/cgroup/pids', rel, 'pids.max'), 'utf8').trim();
-}
 
 const fds: number[] = [];
 
 realTest('real runc: create, start, ps, exec, update, pause, resume, kill 9, delete', async () => {
-  const bundle = await makeBundle('bundle', ['sh', '-c', 'echo hello-from-container; sleep 1000']);
+  const bundle = await makeBundle(top, 'bundle', 'runc', ['sh', '-c', 'echo hello-from-container; sleep 1000']);
   const d = new OciCliDriver({ profile: runcProfile, root, namespace: ns, bundle }, execaRunner);
   assert.is(d.root, path.join(root, ns));
 
@@ -174,7 +117,7 @@ realTest('real runc: create, start, ps, exec, update, pause, resume, kill 9, del
 });
 
 realTest('real runc: a failing create reports runc\'s own words from log.json', async () => {
-  const bundle = await makeBundle('bad-bundle', ['/does-not-exist']);
+  const bundle = await makeBundle(top, 'bad-bundle', 'runc', ['/does-not-exist']);
   const d = new OciCliDriver({ profile: runcProfile, root, namespace: ns, bundle }, execaRunner);
   const devnull = openSync('/dev/null', 'r+');
   fds.push(devnull);

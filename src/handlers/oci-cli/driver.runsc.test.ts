@@ -12,10 +12,10 @@ import path from 'node:path';
 import { ShimError } from '../../shim-api/errors.js';
 import { OciCliDriver, readPidFile } from './driver.js';
 import { execaRunner } from './testing/execa-runner.js';
+import { BUSYBOX, makeBundle, expectKind } from './testing/real-runtime.js';
 import { skipWithReason } from '../../../test/helpers/skip.js';
 import { gvisorProfile } from '../gvisor/profile.js';
 
-const BUSYBOX = ['/bin/busybox', '/usr/bin/busybox'].find((p) => existsSync(p));
 const runscPath = (await execa('sh', ['-c', 'command -v runsc'], { reject: false })).stdout.trim();
 const usable = process.getuid?.() === 0 && BUSYBOX !== undefined && runscPath !== '';
 const missing = [process.getuid?.() === 0 ? '' : 'not root', BUSYBOX ? '' : 'no busybox (/bin/busybox, /usr/bin/busybox)', runscPath ? '' : 'runsc not on PATH'].filter(Boolean);
@@ -29,35 +29,10 @@ const suffix = `${process.pid}-${Date.now().toString(36)}`;
 const ID = `tsshim-rsc-${suffix}`;
 const RESTORED = `tsshim-rsc-restored-${suffix}`;
 
-async function makeBundle(name: string, args: string[]): Promise<string> {
-  const bundle = path.join(top, name);
-  const bin = path.join(bundle, 'rootfs', 'bin');
-  mkdirSync(bin, { recursive: true });
-  copyFileSync(BUSYBOX!, path.join(bin, 'busybox'));
-  for (const applet of ['sh', 'sleep', 'true']) symlinkSync('busybox', path.join(bin, applet));
-  await execa('runsc', ['spec'], { cwd: bundle });
-  const spec = JSON.parse(readFileSync(path.join(bundle, 'config.json'), 'utf8'));
-  spec.process.terminal = false;
-  spec.process.args = args;
-  spec.process.env = ['PATH=/bin'];
-  writeFileSync(path.join(bundle, 'config.json'), JSON.stringify(spec, null, 2));
-  return bundle;
-}
 
-async function expectKind(p: Promise<unknown>, kind: string): Promise<string> {
-  try {
-    await p;
-  } catch (e) {
-    assert.instance(e, ShimError);
-    assert.is((e as ShimError).kind, kind, (e as Error).message);
-    return (e as Error).message;
-  }
-  assert.unreachable(`expected ${kind}`);
-  return '';
-}
 
 realTest('real runsc: create, start, ps (sandbox pids), exec, pause, resume, checkpoint, restore, kill, delete', async () => {
-  const bundle = await makeBundle('bundle', ['sleep', '1000']);
+  const bundle = await makeBundle(top, 'bundle', 'runsc', ['sleep', '1000']);
   const d = new OciCliDriver({ profile: gvisorProfile, root, namespace: ns, bundle }, execaRunner);
 
   await d.create(ID, { pidFile: path.join(bundle, 'init.pid'), noPivot: true });

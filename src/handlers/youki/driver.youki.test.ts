@@ -28,9 +28,9 @@ import { ShimError } from '../../shim-api/errors.js';
 import { OciCliDriver, readPidFile } from '../oci-cli/driver.js';
 import { execaRunner } from '../oci-cli/testing/execa-runner.js';
 import { youkiProfile } from './profile.js';
+import { BUSYBOX, makeBundle, realPipe, readUntil, waitForStatus, pidsMax } from '../oci-cli/testing/real-runtime.js';
 import { skipWithReason } from '../../../test/helpers/skip.js';
 
-const BUSYBOX = ['/bin/busybox', '/usr/bin/busybox'].find((p) => existsSync(p));
 const youkiPath = (await execa('sh', ['-c', 'command -v youki'], { reject: false })).stdout.trim();
 const unusable =
   process.getuid?.() !== 0
@@ -48,67 +48,10 @@ const suffix = `${process.pid}-${Date.now().toString(36)}`;
 const ID = `tsshim-yk-${suffix}`;
 const BAD_ID = `tsshim-yk-bad-${suffix}`;
 
-/** A bundle: busybox rootfs + `youki spec` with terminal false and the given args. */
-async function makeBundle(name: string, args: string[]): Promise<string> {
-  const bundle = path.join(top, name);
-  const bin = path.join(bundle, 'rootfs', 'bin');
-  mkdirSync(bin, { recursive: true });
-  copyFileSync(BUSYBOX!, path.join(bin, 'busybox'));
-  for (const applet of ['sh', 'sleep', 'true', 'cat', 'echo']) symlinkSync('busybox', path.join(bin, applet));
-  await execa('youki', ['spec'], { cwd: bundle });
-  const spec = JSON.parse(readFileSync(path.join(bundle, 'config.json'), 'utf8'));
-  spec.process.terminal = false;
-  spec.process.args = args;
-  spec.process.env = ['PATH=/bin'];
-  writeFileSync(path.join(bundle, 'config.json'), JSON.stringify(spec, null, 2));
-  return bundle;
-}
 
-async function realPipe(dir: string, name: string): Promise<{ r: number; w: number }> {
-  const p = path.join(dir, name);
-  await execa('mkfifo', [p]);
-  const r = openSync(p, fsc.O_RDONLY | fsc.O_NONBLOCK);
-  const w = openSync(p, fsc.O_WRONLY);
-  return { r, w };
-}
 
-/** Reads until `needle` appears; the bound only ends a test that already failed. */
-async function readUntil(fd: number, needle: string, timeoutMs = 60_000): Promise<string> {
-  const buf = Buffer.alloc(4096);
-  let out = '';
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    try {
-      const n = readSync(fd, buf, 0, buf.length, null);
-      if (n > 0) out += buf.subarray(0, n).toString('utf8');
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EAGAIN') throw e;
-    }
-    if (out.includes(needle)) return out;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  return out;
-}
 
-async function waitForStatus(d: OciCliDriver, id: string, status: string, timeoutMs = 60_000): Promise<string> {
-  const deadline = Date.now() + timeoutMs;
-  let last = '';
-  while (Date.now() < deadline) {
-    last = (await d.state(id)).status;
-    if (last === status) return last;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  return last;
-}
 
-function pidsMax(pid: number): string {
-  const line = readFileSync(`/proc/${pid}/cgroup`, 'utf8')
-    .split('\n')
-    .find((l) => /^\d+:([^:]*,)?pids(,[^:]*)?:/.test(l));
-  assert.ok(line, 'pids cgroup of the init');
-  const rel = line!.split(':').slice(2).join(':');
-  return readFileSync(path.join('/sys/fs/cgroup/pids', rel, 'pids.max'), 'utf8').trim();
-}
 
 const fds: number[] = [];
 const NAMES = {
@@ -121,7 +64,7 @@ if (unusable) {
   for (const n of Object.values(NAMES)) skipWithReason(test, n, unusable);
 } else {
   test(NAMES.lifecycle, async () => {
-    const bundle = await makeBundle('bundle', ['sh', '-c', 'echo hello-from-youki; sleep 1000']);
+    const bundle = await makeBundle(top, 'bundle', 'youki', ['sh', '-c', 'echo hello-from-youki; sleep 1000']);
     const d = new OciCliDriver({ profile: youkiProfile, root, namespace: ns, bundle }, execaRunner);
     assert.is(d.root, path.join(root, ns));
 
@@ -186,7 +129,7 @@ if (unusable) {
   });
 
   test(NAMES.badCreate, async () => {
-    const bundle = await makeBundle('bad-bundle', ['/does-not-exist']);
+    const bundle = await makeBundle(top, 'bad-bundle', 'youki', ['/does-not-exist']);
     const d = new OciCliDriver({ profile: youkiProfile, root, namespace: ns, bundle }, execaRunner);
     const devnull = openSync('/dev/null', 'r+');
     fds.push(devnull);
