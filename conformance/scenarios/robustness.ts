@@ -68,6 +68,28 @@ export const robustnessScenarios: Scenario[] = [
     expect: (o) => ((o.leftovers as Json[]).length === 0 ? [] : [`left behind: ${JSON.stringify(o.leftovers)}`]),
   },
   {
+    id: 'run-rm-missing-binary',
+    group: 'cleanup',
+    title: '`ctr run --rm` of a nonexistent binary (runc fails at Create, gVisor at Start): ctr fails; no task, container, shim, mount, runtime state or cgroup left behind',
+    async run(ctx) {
+      const id = ctx.uniqueId('nobin');
+      const r = await ctx.ctr.run(id, ['/nonexistent-binary'], { rm: true });
+      ctx.note('ctrSays', ctrMessage(r.stderr, id));
+      const shims = shimPids(ctx.cd, id);
+      // Whatever ctr left settles first (a shim on its way out), then is recorded.
+      await waitFor(() => leftoverKinds(ctx, id, shims, {}).length === 0, 5000, 100);
+      const task = (await ctx.ctr.raw(['task', 'ls'])).stdout.split('\n').some((l) => l.startsWith(id + ' '));
+      const container = (await ctx.ctr.raw(['containers', 'ls', '-q'])).stdout.split('\n').includes(id);
+      const cgroupLeft = existsSync(`/sys/fs/cgroup/memory/${ctx.cd.namespace}/${id}`);
+      return { ctrFailed: r.exitCode !== 0, taskListed: task, containerListed: container, cgroupLeft, leftovers: leftoverKinds(ctx, id, shims, {}) };
+    },
+    expect: (o) => [
+      ...(o.ctrFailed === true ? [] : ['ctr run of a nonexistent binary succeeded']),
+      ...(o.taskListed === false && o.containerListed === false && o.cgroupLeft === false ? [] : ['task, container or memory cgroup left behind']),
+      ...((o.leftovers as Json[]).length === 0 ? [] : [`left behind: ${JSON.stringify(o.leftovers)}`]),
+    ],
+  },
+  {
     id: 'shim-kill-9',
     group: 'robustness',
     title: 'SIGKILL of the shim daemon: task no longer running, container process gone, removable, nothing left',

@@ -47,6 +47,8 @@ export interface Container {
   oom?: OomWatcher;
   /** Create with a checkpoint: the runtime restores it at Start (runc-v2's createdCheckpointState) */
   restoreFrom?: { imagePath: string; noPivot?: boolean };
+  /** its init's `start` failed on a backend that cannot start it again (runsc): Delete forces */
+  startFailed?: boolean;
   ioUid?: number;
   ioGid?: number;
   noPivot?: boolean;

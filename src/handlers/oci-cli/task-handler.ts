@@ -130,6 +130,7 @@ export class OciTaskHandler implements TaskHandler {
       }
     } catch (err) {
       undo();
+      if (p.isInit && this.deps.profile.exitMonitor === 'wait') this.startFailed(c, p);
       this.release(p);
       throw err;
     } finally {
@@ -140,9 +141,22 @@ export class OciTaskHandler implements TaskHandler {
     return { pid: p.pid };
   }
 
+  /**
+   * A failed `start` of a sandboxed runtime's container (runsc reports exec errors such as a
+   * missing binary at start, not at create): its container can only go to running, so it never
+   * will, and `<runtime> wait` is never run for it. As gVisor's own shim does, the init counts as
+   * exited with 128 (its internalErrorCode), so the client may Delete it (containerd refuses to
+   * delete a created task with a pid); Delete then forces the runtime's delete, which takes the
+   * sandbox, its state and its cgroup down.
+   */
+  private startFailed(c: Container, p: Proc): void {
+    c.startFailed = true;
+    this.exited(p, { status: 128, exitedAt: new Date() }); // held: published on release
+  }
+
   async delete(req: task.DeleteRequest): Promise<task.DeleteResponse> {
     const { c, p } = this.process(req.id, req.execId);
-    const wasCreated = p.state === 'created';
+    const wasCreated = p.state === 'created' || (p.isInit && c.startFailed === true);
     const undo = p.transition('delete');
     try {
       if (p.isInit) {
