@@ -188,6 +188,33 @@ export function unary<C extends grpc.Client, Req, Res>(
     });
 }
 
+/** One grpc-js client on its own channel (16 MiB messages both ways), connected within the timeout. */
+export async function dialGrpc(
+  address: string,
+  who: string,
+  options: ConnectOptions,
+  interceptors: grpc.Interceptor[] = [],
+): Promise<{ base: grpc.Client; channel: grpc.Channel; target: string; creds: grpc.ChannelCredentials; clientOpts: Partial<grpc.ClientOptions> }> {
+  const target = grpcTarget(address);
+  const creds = grpc.credentials.createInsecure();
+  const channel = new grpc.Channel(target, creds, {
+    'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
+    'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
+  });
+  const clientOpts: Partial<grpc.ClientOptions> = { channelOverride: channel, interceptors };
+  const base = new grpc.Client(target, creds, clientOpts);
+  const timeoutMs = options.connectTimeoutMs ?? 10_000;
+  try {
+    await new Promise<void>((resolve, reject) => {
+      base.waitForReady(Date.now() + timeoutMs, (err) => (err ? reject(err) : resolve()));
+    });
+  } catch (err) {
+    channel.close();
+    throw new Error(`${who}: cannot reach ${address} within ${timeoutMs} ms: ${(err as Error).message}`, { cause: err });
+  }
+  return { base, channel, target, creds, clientOpts };
+}
+
 /**
  * Connects to containerd's gRPC socket (`address` is a socket path or a grpc-js target) and waits
  * until the connection is up. All calls carry `containerd-namespace: <namespace>` unless a call
@@ -198,26 +225,7 @@ export async function connectContainerd(
   namespace: string,
   options: ConnectOptions = {},
 ): Promise<ContainerdClient> {
-  const target = grpcTarget(address);
-  const creds = grpc.credentials.createInsecure();
-  const channel = new grpc.Channel(target, creds, {
-    'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
-    'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
-  });
-  const clientOpts: Partial<grpc.ClientOptions> = {
-    channelOverride: channel,
-    interceptors: [namespaceInterceptor(namespace)],
-  };
-  const base = new grpc.Client(target, creds, clientOpts);
-  const timeoutMs = options.connectTimeoutMs ?? 10_000;
-  try {
-    await new Promise<void>((resolve, reject) => {
-      base.waitForReady(Date.now() + timeoutMs, (err) => (err ? reject(err) : resolve()));
-    });
-  } catch (err) {
-    channel.close();
-    throw new Error(`connectContainerd: cannot reach ${address} within ${timeoutMs} ms: ${(err as Error).message}`, { cause: err });
-  }
+  const { base, channel, target, creds, clientOpts } = await dialGrpc(address, 'connectContainerd', options, [namespaceInterceptor(namespace)]);
   return {
     address,
     namespace,

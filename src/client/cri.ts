@@ -13,8 +13,7 @@
 // ServiceError. The CRI plugin ignores the containerd-namespace metadata: it always works in the
 // `k8s.io` namespace.
 
-import * as grpc from '@grpc/grpc-js';
-import { grpcTarget, promiseClient, type ConnectOptions, type PromiseClient } from './containerd.js';
+import { dialGrpc, promiseClient, type ConnectOptions, type PromiseClient } from './containerd.js';
 import {
   ImageServiceClient,
   ImageServiceDefinition,
@@ -27,8 +26,6 @@ export * as criV1 from '../proto/k8s/cri/runtime/v1/api.js';
 /** The containerd namespace the CRI plugin keeps its images, containers and tasks in. */
 export const CRI_NAMESPACE = 'k8s.io';
 
-/** containerd's server-side message size limit (16 MiB); the grpc-js default receive limit is 4 MiB. */
-const MAX_MESSAGE_BYTES = 16 << 20;
 
 export interface CriClient {
   /** The socket path or grpc-js target that was given to connectCri. */
@@ -52,23 +49,7 @@ export interface CriClient {
  * plugin is loaded: the first call then fails with UNIMPLEMENTED.
  */
 export async function connectCri(address: string, options: ConnectOptions = {}): Promise<CriClient> {
-  const target = grpcTarget(address);
-  const creds = grpc.credentials.createInsecure();
-  const channel = new grpc.Channel(target, creds, {
-    'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
-    'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
-  });
-  const clientOpts: Partial<grpc.ClientOptions> = { channelOverride: channel };
-  const base = new grpc.Client(target, creds, clientOpts);
-  const timeoutMs = options.connectTimeoutMs ?? 10_000;
-  try {
-    await new Promise<void>((resolve, reject) => {
-      base.waitForReady(Date.now() + timeoutMs, (err) => (err ? reject(err) : resolve()));
-    });
-  } catch (err) {
-    channel.close();
-    throw new Error(`connectCri: cannot reach ${address} within ${timeoutMs} ms: ${(err as Error).message}`, { cause: err });
-  }
+  const { base, channel, target, creds, clientOpts } = await dialGrpc(address, 'connectCri', options);
   return {
     address,
     runtime: promiseClient(base, RuntimeServiceDefinition),

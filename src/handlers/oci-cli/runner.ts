@@ -16,20 +16,9 @@ export interface RunOptions {
   stdio?: [StdioSlot, StdioSlot, StdioSlot];
 }
 
-export interface RunResult {
-  /** Exit code; -1 (or any value) when `signal` is set. */
-  exitCode: number;
-  /** Name of the signal that terminated the child, e.g. 'SIGKILL'. */
-  signal?: string;
-  /** Captured stdout ('' when stdout was not 'pipe'). */
-  stdout: string;
-  /** Captured stderr ('' when stderr was not 'pipe'). */
-  stderr: string;
-  /** true when the child exited non-zero, was signalled or timed out. */
-  failed: boolean;
-  /** Optional: true when the runner killed the child because timeoutMs elapsed. */
-  timedOut?: boolean;
-}
+/** What one command run gives back: the reaper's own result type (src/sys). */
+export type { RunResult } from '../../sys/reaper.js';
+import type { RunResult } from '../../sys/reaper.js';
 
 /** Throws only when the binary cannot be spawned (ENOENT, EACCES, ...); the error carries `code`. */
 export type CommandRunner = (file: string, args: string[], opts?: RunOptions) => Promise<RunResult>;
