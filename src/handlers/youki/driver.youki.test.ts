@@ -11,24 +11,18 @@ import * as assert from 'uvu/assert';
 import { execa } from 'execa';
 import {
   closeSync,
-  constants as fsc,
-  copyFileSync,
   existsSync,
-  mkdirSync,
   mkdtempSync,
   openSync,
   readFileSync,
-  readSync,
   rmSync,
-  symlinkSync,
-  writeFileSync,
 } from 'node:fs';
 import path from 'node:path';
 import { ShimError } from '../../shim-api/errors.js';
-import { OciCliDriver, readPidFile } from '../oci-cli/driver.js';
+import { OciCliDriver } from '../oci-cli/driver.js';
 import { execaRunner } from '../oci-cli/testing/execa-runner.js';
 import { youkiProfile } from './profile.js';
-import { BUSYBOX, makeBundle, realPipe, readUntil, waitForStatus, pidsMax } from '../oci-cli/testing/real-runtime.js';
+import { BUSYBOX, makeBundle, realPipe, walkLifecycle } from '../oci-cli/testing/real-runtime.js';
 import { skipWithReason } from '../../../test/helpers/skip.js';
 
 const youkiPath = (await execa('sh', ['-c', 'command -v youki'], { reject: false })).stdout.trim();
@@ -72,43 +66,7 @@ if (unusable) {
     const devnull = openSync('/dev/null', 'r');
     fds.push(out.r, out.w, devnull);
 
-    const pidFile = path.join(bundle, 'init.pid');
-    await d.create(ID, { pidFile, stdio: [devnull, out.w, out.w] });
-    const pid = await readPidFile(pidFile);
-    assert.ok(pid > 1);
-    // youki's state JSON is camelCase with more fields; the driver keeps what it needs.
-    assert.equal(await d.state(ID), { id: ID, pid, status: 'created', bundle });
-    assert.ok(existsSync(path.join(root, ns, ID, 'state.json')), 'state lives under <root>/<namespace>/<id>');
-
-    await d.start(ID);
-    const text = await readUntil(out.r, 'hello-from-youki\n');
-    assert.ok(text.includes('hello-from-youki\n'), `container output via the pipe: ${JSON.stringify(text)}`);
-    assert.is((await d.state(ID)).status, 'running');
-
-    const pids = await d.ps(ID);
-    assert.ok(pids.includes(pid), `ps ${JSON.stringify(pids)} contains init pid ${pid}`);
-
-    const processJson = path.join(top, 'exec1.json');
-    writeFileSync(
-      processJson,
-      JSON.stringify({ terminal: false, user: { uid: 0, gid: 0 }, args: ['sh', '-c', 'echo exec-says-$((6*7))'], env: ['PATH=/bin'], cwd: '/' }),
-    );
-    const execPidFile = path.join(bundle, 'exec1.pid');
-    await d.exec(ID, { processJsonPath: processJson, pidFile: execPidFile, stdio: [devnull, out.w, out.w] });
-    assert.ok((await readPidFile(execPidFile)) > 1);
-    const execText = await readUntil(out.r, 'exec-says-42\n');
-    assert.ok(execText.includes('exec-says-42\n'), `exec output: ${JSON.stringify(execText)}`);
-
-    await d.update(ID, JSON.stringify({ pids: { limit: 77 } }));
-    assert.is(pidsMax(pid), '77', 'update --resources - applied the stdin JSON');
-
-    await d.pause(ID);
-    assert.is((await d.state(ID)).status, 'paused');
-    await d.resume(ID);
-    assert.is((await d.state(ID)).status, 'running');
-
-    await d.kill(ID, 9);
-    assert.is(await waitForStatus(d, ID, 'stopped'), 'stopped');
+    await walkLifecycle(d, { id: ID, bundle, top, stateDir: path.join(root, ns, ID), hello: 'hello-from-youki', out, devnull });
 
     await d.delete(ID);
     assert.not.ok(existsSync(path.join(root, ns, ID)));

@@ -7,7 +7,7 @@ import { execa } from 'execa';
 import { constants as fsc, copyFileSync, existsSync, mkdirSync, openSync, readFileSync, readSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { ShimError } from '../../../shim-api/errors.js';
-import type { OciCliDriver } from '../driver.js';
+import { readPidFile, type OciCliDriver } from '../driver.js';
 
 export const BUSYBOX = ['/bin/busybox', '/usr/bin/busybox'].find((p) => existsSync(p));
 
@@ -99,4 +99,54 @@ export async function expectKind(p: Promise<unknown>, kind: string): Promise<str
   }
   assert.unreachable(`expected ${kind}`);
   return '';
+}
+
+/**
+ * The lifecycle every runc-compatible driver test walks on a real runtime: create (pid file,
+ * state under <root>/<namespace>/<id>), start (output through a real pipe), ps, exec, update
+ * (pids limit), pause, resume, kill 9 until stopped. Returns the init pid.
+ */
+export async function walkLifecycle(
+  d: OciCliDriver,
+  o: { id: string; bundle: string; top: string; stateDir: string; hello: string; out: { r: number; w: number }; devnull: number },
+): Promise<number> {
+  const { id, bundle, out, devnull } = o;
+  const pidFile = path.join(bundle, 'init.pid');
+  await d.create(id, { pidFile, stdio: [devnull, out.w, out.w] });
+  const pid = await readPidFile(pidFile);
+  assert.ok(pid > 1);
+  // The driver keeps what it needs of each runtime's state JSON (youki's is camelCase with more fields).
+  assert.equal(await d.state(id), { id, pid, status: 'created', bundle });
+  assert.ok(existsSync(path.join(o.stateDir, 'state.json')), 'state lives under <root>/<namespace>/<id>');
+
+  await d.start(id);
+  const text = await readUntil(out.r, `${o.hello}\n`);
+  assert.ok(text.includes(`${o.hello}\n`), `container output via the pipe: ${JSON.stringify(text)}`);
+  assert.is((await d.state(id)).status, 'running');
+
+  const pids = await d.ps(id);
+  assert.ok(pids.includes(pid), `ps ${JSON.stringify(pids)} contains init pid ${pid}`);
+
+  const processJson = path.join(o.top, 'exec1.json');
+  writeFileSync(
+    processJson,
+    JSON.stringify({ terminal: false, user: { uid: 0, gid: 0 }, args: ['sh', '-c', 'echo exec-says-$((6*7))'], env: ['PATH=/bin'], cwd: '/' }),
+  );
+  const execPidFile = path.join(bundle, 'exec1.pid');
+  await d.exec(id, { processJsonPath: processJson, pidFile: execPidFile, stdio: [devnull, out.w, out.w] });
+  assert.ok((await readPidFile(execPidFile)) > 1);
+  const execText = await readUntil(out.r, 'exec-says-42\n');
+  assert.ok(execText.includes('exec-says-42\n'), `exec output: ${JSON.stringify(execText)}`);
+
+  await d.update(id, JSON.stringify({ pids: { limit: 77 } }));
+  assert.is(pidsMax(pid), '77', 'update --resources - applied the stdin JSON');
+
+  await d.pause(id);
+  assert.is((await d.state(id)).status, 'paused');
+  await d.resume(id);
+  assert.is((await d.state(id)).status, 'running');
+
+  await d.kill(id, 9);
+  assert.is(await waitForStatus(d, id, 'stopped'), 'stopped');
+  return pid;
 }
