@@ -6,8 +6,7 @@
  *   until `retryWindowMs` (default 30 s) has passed since its first attempt. runc-v2
  *   (pkg/shim/publisher.go) retries 5 times 1, 2, 3, 4, 5 s apart (last attempt about 15 s after
  *   the first, eviction at about 21 s); ours starts faster (250 ms, doubling to 2 s) and lasts longer.
- * - Order per task: events are queued in one lane per task id (the container_id, field 1 of every
- *   containerd.events.Task* message); a lane sends one event at a time, so a later event of a task
+ * - Order per task: events are queued in one lane per task id (the container id the caller names); a lane sends one event at a time, so a later event of a task
  *   never overtakes an earlier one. Lanes of different tasks do not wait for each other.
  * - Bounded: at most `maxBuffered` events (default 4096, twice runc-v2's requeue channel) wait
  *   across all lanes; past that, or past the retry window, the event is dropped with an error log
@@ -18,8 +17,8 @@ import { Client } from '../ttrpc/index.js';
 import { eventsService, timestampFromDate, SERVICE, type Any } from './pb.js';
 
 export interface EventPublisher {
-  /** Queue an event; delivery is asynchronous, ordered per task. */
-  publish(topic: string, event: Any): void;
+  /** Queue an event of task `task` (its container id); delivery is asynchronous, ordered per task. */
+  publish(topic: string, event: Any, task: string): void;
   /** Wait until the queue is empty (bounded), then close the connection. */
   close(timeoutMs?: number): Promise<void>;
 }
@@ -56,39 +55,6 @@ interface Queued {
   firstAttempt: number;
 }
 
-/**
- * The task id of a containerd task event: field 1 (container_id, a string) of the message in the
- * Any. '' when the message has no such field (then it gets a lane of its own).
- */
-export function eventTaskId(event: Any): string {
-  const b = event.value;
-  let pos = 0;
-  const varint = (): number => {
-    let v = 0, mul = 1;
-    for (let i = 0; i < 8 && pos < b.length; i++) {
-      const x = b[pos++]!;
-      v += (x & 0x7f) * mul;
-      if (x < 0x80) return v;
-      mul *= 128;
-    }
-    return -1;
-  };
-  while (pos < b.length) {
-    const tag = varint();
-    if (tag < 0) return '';
-    const wire = tag & 7;
-    if (wire === 0) { if (varint() < 0) return ''; continue; }
-    if (wire === 1) { pos += 8; continue; }
-    if (wire === 5) { pos += 4; continue; }
-    if (wire !== 2) return '';
-    const len = varint();
-    if (len < 0 || pos + len > b.length) return '';
-    if (tag >>> 3 === 1) return Buffer.from(b.buffer, b.byteOffset + pos, len).toString('utf8');
-    pos += len;
-  }
-  return '';
-}
-
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 export class TtrpcEventPublisher implements EventPublisher {
@@ -112,8 +78,7 @@ export class TtrpcEventPublisher implements EventPublisher {
   /** Events queued or being sent. */
   get pending(): number { return this.buffered; }
 
-  publish(topic: string, event: Any): void {
-    const task = eventTaskId(event);
+  publish(topic: string, event: Any, task: string): void {
     if (this.closed) {
       this.log.error({ topic, task }, 'event dropped: publisher closed');
       return;

@@ -9,8 +9,8 @@ import type { ExitInfo, Proc } from './process.js';
 export class TaskEvents {
   constructor(private readonly publisher: EventPublisher) {}
 
-  private publish<T>(topic: string, typeUrl: string, codec: MessageFns<T>, msg: T): void {
-    this.publisher.publish(topic, packAny(typeUrl, codec, msg));
+  private publish<T extends { containerId: string }>(topic: string, typeUrl: string, codec: MessageFns<T>, msg: T): void {
+    this.publisher.publish(topic, packAny(typeUrl, codec, msg), msg.containerId);
   }
 
   create(req: task.CreateTaskRequest, pid: number): void {
