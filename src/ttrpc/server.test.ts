@@ -105,7 +105,7 @@ test('server-side deadline: DeadlineExceeded at the deadline, signal aborted, la
   const st = decodeResponse(f.payload).status!;
   assert.is(st.code, Code.DeadlineExceeded);
   assert.is(st.message, 'context deadline exceeded');
-  assert.ok(seen.ctx!.deadline! >= t0 + 75 && seen.ctx!.deadline! <= t0 + 200, 'deadline is Date.now() based');
+  assert.ok(seen.ctx!.deadline! >= t0 + 75 && seen.ctx!.deadline! <= t0 + 80 + elapsed, 'deadline is Date.now() based: arrival + 80 ms');
   assert.ok(seen.ctx!.signal.aborted);
   assert.instance(seen.aborted, TtrpcError);
   await sleep(60);
@@ -133,8 +133,9 @@ test('client timeout: server sees a deadline and both sides give DeadlineExceede
   const client = await Client.connect(p);
   const t0 = Date.now();
   await rejectsWith(client.call('test.Echo', 'Hang', enc(''), { timeoutMs: 60 }), Code.DeadlineExceeded);
-  assert.ok(Date.now() - t0 < 1000);
-  assert.ok(seen.ctx!.deadline! > t0 && seen.ctx!.deadline! <= t0 + 200);
+  const took = Date.now() - t0;
+  assert.ok(took < 1000);
+  assert.ok(seen.ctx!.deadline! > t0 && seen.ctx!.deadline! <= t0 + 60 + took, 'deadline is arrival + 60 ms');
   assert.is(dec(await client.call('test.Echo', 'Echo', enc('ok'), { timeoutMs: 1000 })), 'ok');
   client.close();
   await server.close();
@@ -260,12 +261,12 @@ test('shutdown(): in-flight call completes, then the connection closes; new conn
   await server.listen(p);
   const busy = await Client.connect(p);
   const idle = await Client.connect(p);
-  const slow = busy.call('test.Echo', 'Delay', enc('100'));
+  let slowDone = false;
+  const slow = busy.call('test.Echo', 'Delay', enc('100')).finally(() => (slowDone = true));
   await sleep(10);
-  const t0 = Date.now();
   const down = server.shutdown(5000);
   await idle.whenClosed;
-  assert.ok(Date.now() - t0 < 80, 'idle connection closed at once');
+  assert.not.ok(slowDone, 'idle connection closed at once, before the in-flight call finished');
   assert.is(dec(await slow), '100');
   await down;
   assert.ok(busy.closed);
