@@ -5,7 +5,7 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, writeSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as net from 'node:net';
 import * as path from 'node:path';
@@ -199,7 +199,9 @@ test('runc create --console-socket: master received, TIOCSWINSZ before start, ou
   const configPath = path.join(bundle, 'config.json');
   const config = JSON.parse(readFileSync(configPath, 'utf8'));
   config.process.terminal = true;
-  config.process.args = ['sh', '-c', 'echo hello-tty; stty size'];
+  // The shell stays until the test has read the size: Linux may drop what a pty slave wrote just
+  // before its last close (the master then reads EIO), which made the bare `stty size` flaky in CI.
+  config.process.args = ['sh', '-c', 'echo hello-tty; stty size; read -t 15 line; echo bye'];
   writeFileSync(configPath, JSON.stringify(config));
 
   const cs = await ConsoleSocket.create();
@@ -225,6 +227,7 @@ test('runc create --console-socket: master received, TIOCSWINSZ before start, ou
     assert.is(start.exitCode, 0, `runc start failed: ${start.stderr}`);
     await until(() => out!.text().includes('40 120'), 15000, `"40 120" on the pty (got ${JSON.stringify(out.text())})`);
     assert.match(out.text(), 'hello-tty');
+    writeSync(master, 'go\n'); // ends the shell's read: the init exits with status 0
     await until(() => exits.has(initPid), 15000, `exit of container init ${initPid}`);
     assert.is(exits.get(initPid)!.status, 0);
   } finally {
