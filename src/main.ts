@@ -92,8 +92,6 @@ async function runDaemon(flags: ShimFlags, listen?: (server: Server) => Promise<
     debug: flags.debug,
     socket: flags.socket,
   });
-  const uid = process.geteuid?.() ?? 0;
-  const gid = process.getegid?.() ?? 0;
   await serve(flags, {
     resolver,
     publisher,
@@ -104,13 +102,107 @@ async function runDaemon(flags: ShimFlags, listen?: (server: Server) => Promise<
       reaper.start();
       return () => reaper.stop();
     },
-    authorize: (socket) => {
-      const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
-      if (fd === undefined || fd < 0) throw new Error('cannot read peer credentials');
-      const cred = peerCredentials(fd);
-      if (cred.uid !== uid || cred.gid !== gid) throw new Error(`ttrpc: peer uid/gid ${cred.uid}/${cred.gid} refused`);
-    },
+    authorize: peerAuthorizer(peerCredentials),
   });
+}
+
+/** Only peers with our uid and gid (SO_PEERCRED) may talk to a shim socket. */
+function peerAuthorizer(peerCredentials: (fd: number) => { uid: number; gid: number }): (socket: import('node:net').Socket) => void {
+  const uid = process.geteuid?.() ?? 0;
+  const gid = process.getegid?.() ?? 0;
+  return (socket) => {
+    const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
+    if (fd === undefined || fd < 0) throw new Error('cannot read peer credentials');
+    const cred = peerCredentials(fd);
+    if (cred.uid !== uid || cred.gid !== gid) throw new Error(`ttrpc: peer uid/gid ${cred.uid}/${cred.gid} refused`);
+  };
+}
+
+/**
+ * Node mode's `start` (ADR 0018), run by the launcher when `[shim] mode = "node"` and the daemon
+ * does not serve this namespace yet: ask the running daemon to serve it, or become the daemon.
+ */
+async function startNodeMode(flags: ShimFlags, answer: (text: string, done: boolean) => void, containerdPid: number): Promise<number> {
+  const fs = await import('node:fs');
+  const fsp = await import('node:fs/promises');
+  const path = await import('node:path');
+  const libc = await import('./sys/libc.js');
+  const boot = await import('./shim-api/bootstrap/start.js');
+  const node = await import('./shim-api/bootstrap/node.js');
+  const { bindSocket, isServing, withSocketLock } = await import('./shim-api/bootstrap/address.js');
+  if (!flags.namespace) throw new Error('shim namespace cannot be empty');
+  if (!flags.id) throw new Error('shim id cannot be empty');
+  if (!flags.address) throw new Error('node mode needs containerd\'s -address (one daemon per containerd)');
+  const bundle = process.cwd();
+  boot.readStdinOptions(bundle); // Create brings the options again
+  const paths = node.nodePaths(flags.address);
+  await fsp.mkdir(paths.dir, { recursive: true, mode: 0o700 });
+  // One daemon per containerd: whoever binds the control socket under the node lock is it.
+  const control = await withSocketLock(async () => {
+    if (await isServing(paths.control)) return undefined;
+    await fsp.rm(paths.control, { force: true }); // a dead daemon's
+    const fd = await bindSocket(paths.control);
+    await fsp.writeFile(paths.pidFile, `${process.pid}\n`);
+    return fd;
+  }, { lockFile: paths.lock });
+  if (control === undefined) {
+    const address = await node.askServe(paths.control, flags.namespace);
+    fs.writeFileSync(path.join(bundle, 'address'), address);
+    answer(address, true);
+    return 0;
+  }
+  // This process is the daemon now: off containerd's pipes, into the node log, out of the bundle.
+  await fsp.mkdir(node.NODE_LOG_DIR, { recursive: true, mode: 0o755 });
+  const devNull = fs.openSync('/dev/null', 'r+');
+  const logFd = fs.openSync(paths.log, fs.constants.O_WRONLY | fs.constants.O_APPEND | fs.constants.O_CREAT, 0o600);
+  libc.dup2(devNull, 0);
+  libc.dup2(devNull, 1);
+  libc.dup2(logFd, 2);
+  fs.closeSync(devNull);
+  fs.closeSync(logFd);
+  process.chdir(paths.dir);
+  if (Number.isInteger(containerdPid) && containerdPid > 0) boot.adjustOomScore(process.pid, containerdPid);
+  const { createLogger } = await import('./log.js');
+  const { compose } = await import('./composition/root.js');
+  const { reaper } = await import('./sys/reaper.js');
+  const log = createLogger({ level: flags.debug || process.env.TSSHIM_DEBUG === '1' ? 'debug' : 'info', base: { runtime: RUNTIME_TYPE, mode: 'node' } });
+  process.on('uncaughtException', (err) => log.error({ err: err.stack ?? String(err) }, 'uncaught exception (daemon keeps serving)'));
+  process.on('unhandledRejection', (err) => log.error({ err: err instanceof Error ? err.stack : String(err) }, 'unhandled rejection (daemon keeps serving)'));
+  reaper.start();
+  const daemon = new node.NodeDaemon({
+    log,
+    version: version(),
+    containerdAddress: flags.address,
+    paths,
+    authorize: peerAuthorizer(libc.peerCredentials),
+    compose: (namespace, socket) =>
+      compose({
+        namespace,
+        log: log.child({ namespace }),
+        ttrpcAddress: process.env.TTRPC_ADDRESS,
+        containerdAddress: flags.address,
+        publishBinary: flags.publishBinary,
+        debug: flags.debug,
+        socket,
+      }),
+  });
+  await daemon.listenControl(control);
+  const address = await daemon.serveNamespace(flags.namespace);
+  fs.writeFileSync(path.join(bundle, 'address'), address);
+  answer(address, true);
+  let exiting = false;
+  const exit = async (reason: string) => {
+    if (exiting) return;
+    exiting = true;
+    log.info({ reason }, 'node daemon exiting');
+    await daemon.close();
+    reaper.stop();
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void exit('SIGTERM'));
+  process.on('SIGINT', () => void exit('SIGINT'));
+  log.info({ pid: process.pid, containerd: flags.address, control: paths.control, version: version() }, 'node daemon serving');
+  return -1; // keep running
 }
 
 /**
@@ -133,6 +225,13 @@ async function startAsDaemon(flags: ShimFlags): Promise<number> {
     if (done) channel.closeReplyChannel();
   };
   try {
+    // The launcher read `[shim] mode` from the default config; the full parser has the last word.
+    const launcherSaid = process.env.TSSHIM_MODE;
+    delete process.env.TSSHIM_MODE;
+    if (launcherSaid === 'node') {
+      const { defaultConfig } = await import('./composition/config.js');
+      if ((await defaultConfig()).mode === 'node') return await startNodeMode(flags, answer, containerdPid);
+    }
     const plan = boot.planStart(flags); // reads the options on stdin
     // A later task of a pod joins its shim: answer before loading anything of the daemon.
     if (await isServing(plan.sock)) {

@@ -5,6 +5,7 @@
  *   tsshim config containerd [--version 1.6|1.7|2] [--handlers a,b] [--config-dir DIR]
  *   tsshim config handlers --out DIR [--handlers a,b] [--force]
  *   tsshim config runtimeclass [--handlers a,b]
+ *   tsshim node status [--json] [--address ADDR]
  *
  * Everything comes from the one handler list (src/composition/registry.ts): plain
  * definitions whose task code loads lazily, and no inversify container, so start-up stays light.
@@ -33,6 +34,9 @@ const USAGE = `usage:
       Write the per-handler TOML files the runtime entries point at.
   tsshim config runtimeclass [--handlers LIST]
       Print Kubernetes RuntimeClass documents.
+  tsshim node status [--json] [--address ADDR]
+      The node daemon (node mode) of the containerd at ADDR (default
+      /run/containerd/containerd.sock): pids, uptime, restarts, tasks by namespace and handler.
   tsshim --version
 
 LIST is comma-separated handler types or entry names (${registry.map((e) => e.type).join(', ')}; e.g. tsshim-gvisor for gvisor).
@@ -189,6 +193,13 @@ export async function main(argv: string[]): Promise<number> {
         return await doctor(rest);
       case 'config':
         return await config(rest);
+      case 'node': {
+        const [what, ...more] = rest;
+        if (what !== 'status') throw new UsageError(what ? `unknown node command "${what}"` : 'node needs a command: status');
+        const { values } = parse(more, { json: { type: 'boolean' }, address: { type: 'string' } });
+        const { nodeStatus } = await import('./node.js');
+        return await nodeStatus({ json: values.json === true, address: values.address as string | undefined });
+      }
       case '--version':
       case 'version':
         process.stdout.write(`tsshim ${version()}\n`);

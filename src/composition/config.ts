@@ -12,6 +12,9 @@
  *                                      # (absolute paths; the annotation names one, by path or by file stem)
  *   [options]                          # handler-specific
  *   platform = "ptrace"
+ *   [shim]                             # only read from the default file ($TSSHIM_CONFIG or /etc/tsshim/config.toml)
+ *   mode = "pod"                       # pod: one shim process per pod (runc-v2's grouping);
+ *                                      # node: one daemon per containerd serves every task (ADR 0018)
  */
 import fsp from 'node:fs/promises';
 import { parse as parseToml } from 'smol-toml';
@@ -21,8 +24,12 @@ import { invalidArgument, failedPrecondition } from '../shim-api/errors.js';
 export const DEFAULT_CONFIG_PATH = '/etc/tsshim/config.toml';
 export const HANDLER_ANNOTATION = 'io.tsshim.handler';
 
+export type ShimMode = 'pod' | 'node';
+
 export interface ShimConfig {
   handler: HandlerConfig;
+  /** [shim] mode; meaningful in the default config file only (the launcher reads it there). */
+  mode: ShimMode;
   debug: boolean;
   /** Handler config files (absolute paths) the io.tsshim.handler annotation may choose; empty: none. */
   annotationAllowlist: string[];
@@ -53,10 +60,19 @@ export function parseConfig(text: string, source: string): ShimConfig {
   }
   return {
     handler: { type, name: str('name') ?? type, binary: str('binary'), root: str('root'), options: options as Record<string, unknown> },
+    mode: shimMode(doc.shim, source),
     debug: doc.debug === true,
     annotationAllowlist: allowlist(doc.allow_annotation_override, source),
     source,
   };
+}
+
+function shimMode(table: unknown, source: string): ShimMode {
+  if (table === undefined) return 'pod';
+  if (typeof table !== 'object' || table === null || Array.isArray(table)) throw invalidArgument(`tsshim config ${source}: [shim] must be a table`);
+  const mode = (table as Record<string, unknown>).mode ?? 'pod';
+  if (mode !== 'pod' && mode !== 'node') throw invalidArgument(`tsshim config ${source}: [shim] mode must be "pod" or "node", not ${JSON.stringify(mode)}`);
+  return mode;
 }
 
 function allowlist(v: unknown, source: string): string[] {
@@ -95,5 +111,5 @@ export async function defaultConfig(env = process.env): Promise<ShimConfig> {
       throw err;
     }
   }
-  return { handler: { type: 'runc', name: 'runc', options: {} }, debug: false, annotationAllowlist: [], source: 'built-in default' };
+  return { handler: { type: 'runc', name: 'runc', options: {} }, mode: 'pod', debug: false, annotationAllowlist: [], source: 'built-in default' };
 }

@@ -26,6 +26,7 @@ export async function selectConfig(sel: Pick<HandlerSelection, 'options' | 'anno
   if (rc) {
     cfg = {
       handler: { type: 'runc', name: 'runc', binary: rc.binaryName || undefined, root: rc.root || undefined, options: rc.systemdCgroup ? { systemd_cgroup: true } : {} },
+      mode: 'pod',
       debug: false,
       annotationAllowlist: [],
       source: 'runc options',

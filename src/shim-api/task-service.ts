@@ -23,6 +23,11 @@ export interface TaskServiceOptions {
   onShutdown: () => void;
   /** Version string answered by Connect (runc-v2 answers ""). */
   version?: string;
+  /**
+   * Node mode (ADR 0018): Shutdown answers OK and never ends anything, since the process serves
+   * other tasks (and later ones) too. Default: runc-v2's rule, exit once no container is left.
+   */
+  persistent?: boolean;
 }
 
 type Req = { id?: string; execId?: string };
@@ -52,6 +57,11 @@ export class TaskService {
 
   get containerCount(): number {
     return this.owners.size;
+  }
+
+  /** The tasks served now and the handler of each (node status). */
+  tasks(): Array<{ id: string; handler: string }> {
+    return [...this.owners].map(([id, h]) => ({ id, handler: h.name }));
   }
 
   /**
@@ -182,7 +192,7 @@ export class TaskService {
   }
   private async shutdown(): Promise<void> {
     // runc-v2: containers left -> OK and keep running; none left -> exit after answering.
-    if (this.owners.size > 0) return undefined;
+    if (this.opts.persistent || this.owners.size > 0) return undefined;
     this.shuttingDown = true;
     setImmediate(() => this.opts.onShutdown());
     return undefined;
