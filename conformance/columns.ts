@@ -245,7 +245,7 @@ export const COLUMNS: Readonly<Record<ColumnId, Column>> = Object.freeze({
     header: 'kata (delegate stand-in: containerd-shim-runc-v2)',
     runtimeType: TSSHIM_RUNTIME,
     handler: 'kata',
-    // On containerd 2.x the stand-in is 1.6's runc shim (kataStandInDelegate says why).
+    // The stand-in is that containerd's own runc shim (on 2.x it speaks the bootstrap protocol; kataStandInDelegate).
     handlerToml: `handler = "kata"\nname = "conformance-kata-standin"\n\n[options]\nshim = ${JSON.stringify(kataStandInDelegate())}\n`,
     checkpointEngine: 'criu',
     hostPidNamespaceJoinable: true,

@@ -28,6 +28,8 @@ SHIM_PROTOS=(
   containerd/types/mount.proto
   containerd/types/task.proto
   containerd/types/metrics.proto
+  containerd/types/introspection.proto
+  containerd/runtime/bootstrap/v1/bootstrap.proto
   containerd/events/task.proto
   containerd/services/ttrpc/events/v1/events.proto
   containerd/runc/options/oci.proto

@@ -2,10 +2,10 @@
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import type { CleanupResult, HandlerConfig, HandlerContext, HandlerFactory, HandlerResolver, HandlerSelection, TaskHandler } from '../shim-api/handler.js';
+import type { CleanupResult, HandlerConfig, HandlerContext, HandlerFactory, HandlerResolver, HandlerSelection, RuntimeFeatures, TaskHandler } from '../shim-api/handler.js';
 import type { HandlerDefinition } from '../shim-api/definition.js';
 import { failedPrecondition, invalidArgument, permissionDenied } from '../shim-api/errors.js';
-import { runcOptions, runtimeOptions, TYPE_URL, unpackAny } from '../shim-api/pb.js';
+import { runcOptions, runtimeOptions, TYPE_URL, unpackAny, type Any } from '../shim-api/pb.js';
 import { allowlisted, defaultConfig, loadConfigFile, parseConfig, HANDLER_ANNOTATION, type ShimConfig } from './config.js';
 
 /** Where the handler of a task is recorded, for the `delete` subcommand. */
@@ -103,5 +103,16 @@ export class ConfiguredResolver implements HandlerResolver {
       config = (await defaultConfig()).handler; // Create never got as far as choosing: clean up as the default would
     }
     return (await this.factory(config, path.join(bundle, BUNDLE_STATE_FILE))).cleanup(config, bundle, id, this.ctx);
+  }
+
+  /**
+   * `-info`: the handler these runtime options select, as Create would select it (there are no
+   * annotations, so allow_annotation_override plays no part), and its backend's features.
+   */
+  async runtimeFeatures(options: Any | undefined): Promise<RuntimeFeatures> {
+    const cfg = await selectConfig({ options, annotations: {} }, this.ctx.log);
+    const factory = await this.factory(cfg.handler, cfg.source);
+    const features = factory.features ? await factory.features(cfg.handler, this.ctx) : undefined;
+    return { handler: cfg.handler, source: cfg.source, ...(features ? { features } : {}) };
   }
 }

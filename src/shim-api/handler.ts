@@ -56,6 +56,20 @@ export interface HandlerResolver {
    * force-remove what the task left behind, using the state its handler recorded in the bundle.
    */
   cleanup(bundle: string, id: string): Promise<CleanupResult>;
+  /**
+   * `-info`: the runtime features of the handler these runtime options select (no bundle, no
+   * task, no annotations: containerd 2.x's CRI asks once per runtime handler at start-up).
+   */
+  runtimeFeatures?(options: Any | undefined): Promise<RuntimeFeatures>;
+}
+
+/** What `-info` reports about the handler that will serve: which one, and its backend's features. */
+export interface RuntimeFeatures {
+  handler: HandlerConfig;
+  /** Where the handler config came from (runtime options ConfigPath, default config, ...). */
+  source: string;
+  /** The backend's OCI features document as containerd's Any; undefined when the backend does not tell. */
+  features?: Any;
 }
 
 /** A handler entry as configured (config file, runtime options), after defaults. */
@@ -104,4 +118,10 @@ export interface HandlerFactory {
   create(config: HandlerConfig, ctx: HandlerContext): TaskHandler;
   /** `delete` subcommand: remove what a task of this handler left in `bundle`. */
   cleanup(config: HandlerConfig, bundle: string, id: string, ctx: HandlerContext): Promise<CleanupResult>;
+  /**
+   * `-info`: the backend's OCI runtime features (`runc features`: containerd 2.x's CRI enables
+   * recursive read-only and idmap mounts per handler from them), packed as containerd's Any
+   * (TYPE_URL.OciFeatures). undefined when the backend cannot say; never invented.
+   */
+  features?(config: HandlerConfig, ctx: HandlerContext): Promise<Any | undefined>;
 }

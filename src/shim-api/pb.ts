@@ -22,6 +22,10 @@ export * as eventsService from '../proto/containerd/services/ttrpc/events/v1/eve
 export * as runcOptions from '../proto/containerd/runc/options/oci.js';
 /** runtimeoptions.v1: Options {typeUrl, configPath, configBody}. */
 export * as runtimeOptions from '../proto/runtimeoptions/v1/api.js';
+/** containerd.types: RuntimeInfo, RuntimeVersion (the `-info` answer, containerd 2.x). */
+export * as introspection from '../proto/containerd/types/introspection.js';
+/** containerd.runtime.bootstrap.v1: BootstrapParams (start's stdin from containerd >= 2.3) and BootstrapResult (its answer). */
+export * as bootstrap from '../proto/containerd/runtime/bootstrap/v1/bootstrap.js';
 /** io.containerd.cgroups.v1: Metrics (bigint counters). */
 export * as cgroupsV1 from '../proto/cgroups/v1/metrics.js';
 /** io.containerd.cgroups.v2: Metrics (bigint counters). */
@@ -39,6 +43,8 @@ export { EventsDefinition } from '../proto/containerd/services/ttrpc/events/v1/e
 /** Full service names as they appear in ttrpc method paths (`/<service>/<Method>`). */
 export const SERVICE = {
   Task: 'containerd.task.v2.Task',
+  /** containerd 2.x: the same messages under another name; a shim announcing version 3 serves only this. */
+  TaskV3: 'containerd.task.v3.Task',
   Events: 'containerd.services.events.ttrpc.v1.Events',
 } as const;
 
@@ -67,6 +73,8 @@ export const TYPE_URL = {
   OciSpec: 'types.containerd.io/opencontainers/runtime-spec/1/Spec',
   OciProcess: 'types.containerd.io/opencontainers/runtime-spec/1/Process',
   OciLinuxResources: 'types.containerd.io/opencontainers/runtime-spec/1/LinuxResources',
+  /** An OCI runtime's `features` document (JSON), in RuntimeInfo.features. */
+  OciFeatures: 'types.containerd.io/opencontainers/runtime-spec/1/features/Features',
 } as const;
 
 export type TypeUrl = (typeof TYPE_URL)[keyof typeof TYPE_URL];

@@ -73,7 +73,7 @@ export const HANDLERS: HandlerDef[] = [
   {
     name: 'tsshim-kata',
     runtimeType: TSSHIM_RUNTIME_TYPE,
-    label: 'tsshim, kata handler, STAND-IN delegate containerd-shim-runc-v2 (not Kata: no VM here; on containerd 2.x the 1.6 build, see kataStandInDelegate)',
+    label: 'tsshim, kata handler, STAND-IN delegate containerd-shim-runc-v2 (not Kata: no VM here; that containerd\'s own build, see kataStandInDelegate)',
     standIn: true,
     toml: (version) =>
       `handler = "kata"\nname = "tsshim-kata"\n\n[options]\n# stand-in delegate: real Kata (containerd-shim-kata-v2) is not installable here\nshim = ${JSON.stringify(kataStandInDelegate(version))}\n`,

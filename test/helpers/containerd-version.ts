@@ -194,13 +194,14 @@ export function stripCtrDeprecationNotices(stderr: string): string {
 }
 
 /**
- * The shim binary the kata handler's stand-in delegate runs under a given containerd (no Kata
- * here). On 1.6/1.7: that version's own containerd-shim-runc-v2 (by name, from its PATH). On 2.x:
- * Debian's 1.6 containerd-shim-runc-v2, because a shim built against containerd >= 2.3's pkg/shim
- * (2.x's own runc shim) accepts only the new start bootstrap (BootstrapParams on stdin, a protobuf
- * BootstrapResult answer, task API v3), which the kata handler's delegate client does not speak;
- * Kata 3.x's own shim speaks the legacy bootstrap, as this one does (docs/containerd-versions.md).
+ * The shim binary the kata handler's STAND-IN delegate runs under a given containerd (no Kata here:
+ * containerd-shim-runc-v2 stands in for containerd-shim-kata-v2, and says so wherever it is used).
+ * Always that containerd's own containerd-shim-runc-v2: by name on 1.6/1.7 (their PATH has it
+ * first), the 2.x peer build by path on 2.x. 2.x's is built against containerd >= 2.3's pkg/shim: it
+ * refuses the legacy start (it wants BootstrapParams on stdin), answers a protobuf BootstrapResult
+ * with version 3 and serves containerd.task.v3.Task; the kata handler's delegate client speaks that
+ * protocol too (src/handlers/kata/delegate.ts, docs/containerd-versions.md).
  */
 export function kataStandInDelegate(version: ContainerdVersion = selectedContainerd()): string {
-  return version === '2' ? containerdRelease('1.6').shimRunc : 'containerd-shim-runc-v2';
+  return version === '2' ? containerdRelease('2').shimRunc : 'containerd-shim-runc-v2';
 }

@@ -3,7 +3,9 @@
 // CreateContainer, StartContainer, ExecSync, StopContainer, RemoveContainer, StopPodSandbox,
 // RemovePodSandbox, nothing left in k8s.io. The handler files are `tsshim config handlers` output;
 // kata's delegate is replaced by the stand-in containerd-shim-runc-v2 (no Kata here) and youki's
-// binary points at the peer build. Skipped with the reason when containerd 2.x is not built.
+// binary points at the peer build. Also: the runtime handler features containerd 2.x's CRI learns
+// from each shim's `-info` (recursive read-only mounts) are those of the handler's backend.
+// Skipped with the reason when containerd 2.x is not built.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
@@ -20,7 +22,7 @@ import { RUNTIME_TYPE } from '../../src/shim-api/runtime-type.js';
 const { NamespaceMode, ContainerState, PodSandboxState } = criV1;
 const TSSHIM = join(REPO_ROOT, 'bin', 'tsshim');
 const YOUKI = join(PEERS_DIR, 'youki', 'bin', 'youki');
-/** The kata stand-in delegate on 2.x (containerd-version.ts says why it is 1.6's runc shim). */
+/** The kata STAND-IN delegate on 2.x: 2.x's own containerd-shim-runc-v2 (bootstrap protocol, task v3; containerd-version.ts). */
 const KATA_STANDIN = kataStandInDelegate('2');
 
 const onPath = (bin: string) => (process.env.PATH ?? '').split(':').some((d) => d && existsSync(join(d, bin)));
@@ -111,6 +113,28 @@ if (why) {
       assert.match(section, `runtime_type = '${RUNTIME_TYPE}'`, `${h.entry} runtime_type`);
       assert.match(section, 'sandboxer = \'podsandbox\'', `${h.entry} sandboxer`);
       assert.match(section, join(tmp, 'etc'), `${h.entry} ConfigPath`);
+    }
+  });
+
+  // containerd 2.x's CRI runs `<shim> -info` per runtime handler at start-up and enables recursive
+  // read-only mounts for a handler whose runtime features list "rro" (and the kernel has them).
+  // Each tsshim handler must report its backend's truth: runc and the kata stand-in (2.x's runc
+  // shim, itself reporting runc's) as the reference; youki what `youki features` says; runsc (no
+  // OCI features) and crun 1.8 (no `features`) nothing, so CRI keeps the feature off for them.
+  t('[containerd 2] runtime handler features (from -info) are the backend\'s', async ({ cri }) => {
+    const st = await cri.runtime.status({ verbose: false });
+    const rro = new Map(st.runtimeHandlers.map((h) => [h.name, h.features?.recursiveReadOnlyMounts ?? false]));
+    const ref = rro.get('runc');
+    assert.is(ref, true, 'the reference runc-v2 reports recursive read-only mounts on this kernel (runc 1.1 lists rro)');
+    assert.is(rro.get('tsshim-runc'), ref, 'tsshim-runc: runc features, as the reference');
+    assert.is(rro.get('tsshim-kata'), ref, 'tsshim-kata (stand-in delegate 2.x runc-v2): the delegate\'s -info features');
+    assert.is(rro.get('tsshim-gvisor'), false, 'tsshim-gvisor: runsc has no OCI features document');
+    assert.is(rro.get('tsshim-crun'), false, 'tsshim-crun: crun 1.8 has no features command');
+    if (existsSync(YOUKI)) {
+      const f = spawnSync(YOUKI, ['features'], { encoding: 'utf8', timeout: 30_000 });
+      assert.is(f.status, 0, f.stderr);
+      const youkiRro = ((JSON.parse(f.stdout) as { mountOptions?: string[] }).mountOptions ?? []).includes('rro');
+      assert.is(rro.get('tsshim-youki'), youkiRro, `tsshim-youki: youki features ${youkiRro ? 'lists' : 'does not list'} rro`);
     }
   });
 

@@ -31,4 +31,5 @@ export const kataHandlerFactory: HandlerFactory = {
   type: 'kata',
   create: (config, ctx) => new KataTaskHandler(kataConfig(config), ctx),
   cleanup: (config, bundle, id, ctx) => KataTaskHandler.cleanup(kataConfig(config), ctx, bundle, id),
+  features: (config, ctx) => KataTaskHandler.features(kataConfig(config), ctx),
 };

@@ -40,7 +40,7 @@ test('a hung delegate: Kill times out, Wait waits until the caller goes away, th
   const srv = await hangingDelegate(sock);
   const client = await Client.connect(sock);
   const h = new KataTaskHandler({ name: 'kata', binary: 'none', timeoutsMs: { Kill: 300 } }, { namespace: 'ns' } as unknown as HandlerContext);
-  (h as unknown as { containers: Map<string, unknown> }).containers.set('c1', { socket: sock, client, pid: 1 });
+  (h as unknown as { containers: Map<string, unknown> }).containers.set('c1', { socket: sock, service: SERVICE.Task, client, pid: 1 });
   try {
     const t0 = Date.now();
     assert.is(await code(h.kill(task.KillRequest.fromPartial({ id: 'c1', signal: 9 }))), Code.DeadlineExceeded, 'Kill timed out');

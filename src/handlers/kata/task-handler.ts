@@ -8,7 +8,7 @@ import type { CleanupResult, HandlerContext, TaskHandler } from '../../shim-api/
 import { notFound } from '../../shim-api/errors.js';
 import { Any, packAny, runtimeOptions, task, SERVICE, TYPE_URL } from '../../shim-api/pb.js';
 import { forwardOptions } from '../../shim-api/request-scope.js';
-import { delegateSocket, deleteDelegate, dial, recordDelegate, startDelegate, type DelegateConfig } from './delegate.js';
+import { delegateInfo, deleteDelegate, dial, recordDelegate, recordedDelegate, startDelegate, type DelegateConfig } from './delegate.js';
 
 export interface KataConfig extends DelegateConfig {
   name: string;
@@ -42,6 +42,12 @@ export function delegateTimeout(cfg: Pick<KataConfig, 'timeoutsMs'>, method: str
   return t[method] ?? t.default;
 }
 
+/** What the delegate gets as options: Kata's own config, never ours. */
+export function delegateOptions(cfg: Pick<KataConfig, 'configPath'>): Any | undefined {
+  if (!cfg.configPath) return undefined;
+  return packAny(TYPE_URL.RuntimeOptions, runtimeOptions.Options, runtimeOptions.Options.fromPartial({ configPath: cfg.configPath }));
+}
+
 interface Codec<T> {
   encode(m: T): { finish(): Uint8Array };
   decode(b: Uint8Array): T;
@@ -50,6 +56,8 @@ interface Codec<T> {
 
 interface Delegated {
   socket: string;
+  /** containerd.task.v2.Task, or v3 for a delegate that announced version 3 (containerd 2.x's shims). */
+  service: string;
   client: Client;
   pid: number;
 }
@@ -66,10 +74,13 @@ export class KataTaskHandler implements TaskHandler {
     this.name = cfg.name;
   }
 
-  /** What the delegate gets as options: Kata's own config, never ours. */
   private delegateOptions(): Any | undefined {
-    if (!this.cfg.configPath) return undefined;
-    return packAny(TYPE_URL.RuntimeOptions, runtimeOptions.Options, runtimeOptions.Options.fromPartial({ configPath: this.cfg.configPath }));
+    return delegateOptions(this.cfg);
+  }
+
+  /** `-info`: the delegate's own runtime features (from its `-info`), none when it has no -info. */
+  static async features(cfg: KataConfig, ctx: HandlerContext): Promise<Any | undefined> {
+    return (await delegateInfo(cfg, ctx, delegateOptions(cfg)))?.features;
   }
 
   private of(id: string): Delegated {
@@ -79,7 +90,7 @@ export class KataTaskHandler implements TaskHandler {
   }
 
   private async call<Req, Res>(d: Delegated, method: string, reqCodec: Codec<Req>, req: Req, resCodec?: Codec<Res>): Promise<Res> {
-    const bytes = await d.client.call(SERVICE.Task, method, reqCodec.encode(req).finish(), {
+    const bytes = await d.client.call(d.service, method, reqCodec.encode(req).finish(), {
       metadata: { 'containerd-namespace': this.ctx.namespace },
       ...forwardOptions(delegateTimeout(this.cfg, method)),
     });
@@ -97,15 +108,16 @@ export class KataTaskHandler implements TaskHandler {
 
   async create(req: task.CreateTaskRequest): Promise<task.CreateTaskResponse> {
     const options = this.delegateOptions();
-    const socket = await startDelegate(this.cfg, this.ctx, req.bundle, req.id, options ? Any.encode(options).finish() : undefined);
-    // The delegate wrote its own socket into the bundle's `address`: containerd must keep
-    // reconnecting to us (after a restart), and our `delete` must find the delegate.
-    await recordDelegate(req.bundle, socket, this.ctx.shim.address);
-    const d: Delegated = { socket, client: await this.client(socket), pid: 0 };
+    const ep = await startDelegate(this.cfg, this.ctx, req.bundle, req.id, options);
+    const { socket } = ep;
+    // The delegate may have written its own socket into the bundle's `address`: containerd must
+    // keep reconnecting to us (after a restart), and our `delete` must find the delegate.
+    await recordDelegate(req.bundle, ep, this.ctx.shim.address);
+    const d: Delegated = { socket, service: ep.service, client: await this.client(socket), pid: 0 };
     const res = await this.call(d, 'Create', task.CreateTaskRequest, { ...req, options }, task.CreateTaskResponse);
     d.pid = res.pid;
     this.containers.set(req.id, d);
-    this.ctx.log.info({ id: req.id, delegate: this.cfg.binary, socket }, 'task delegated');
+    this.ctx.log.info({ id: req.id, delegate: this.cfg.binary, socket, service: ep.service, protocol: ep.protocol }, 'task delegated');
     return res;
   }
   start(req: task.StartRequest) {
@@ -177,13 +189,13 @@ export class KataTaskHandler implements TaskHandler {
    * then its daemon is asked to shut down, as containerd would have done for it.
    */
   static async cleanup(cfg: KataConfig, ctx: HandlerContext, bundle: string, id: string): Promise<CleanupResult> {
-    const socket = await delegateSocket(bundle);
-    const client = socket ? await dial(socket).catch(() => undefined) : undefined;
+    const rec = await recordedDelegate(bundle);
+    const client = rec ? await dial(rec.socket).catch(() => undefined) : undefined;
     if (client) {
       // The delegate daemon outlived us: end the task through it (kill, wait, delete), then
       // ask it to shut down; it exits once no task of its own is left.
       const opts = { timeoutMs: 3000, metadata: { 'containerd-namespace': ctx.namespace } };
-      const rpc = (method: string, bytes: Uint8Array) => client.call(SERVICE.Task, method, bytes, opts).catch(() => undefined);
+      const rpc = (method: string, bytes: Uint8Array) => client.call(rec!.service, method, bytes, opts).catch(() => undefined);
       await rpc('Kill', task.KillRequest.encode(task.KillRequest.fromPartial({ id, signal: 9, all: true })).finish());
       await rpc('Wait', task.WaitRequest.encode(task.WaitRequest.fromPartial({ id })).finish());
       await rpc('Delete', task.DeleteRequest.encode(task.DeleteRequest.fromPartial({ id })).finish());

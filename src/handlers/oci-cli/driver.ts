@@ -562,3 +562,39 @@ async function readFrom(file: string, offset: number): Promise<string> {
     await fh.close();
   }
 }
+
+/**
+ * `<binary> features` as containerd's runc shim runs it for `-info`: without global flags (there is
+ * no bundle for --log and no namespace for --root when containerd asks; `features` reads neither).
+ * The parsed document, or undefined when the profile has no OCI `features` (runsc's lists CPU
+ * features, crun 1.8 has none). Throws a ShimError when the binary cannot be run, fails, or prints
+ * something that is not a JSON object.
+ */
+export async function runtimeFeatures(
+  profile: RuntimeProfile,
+  binary: string | undefined,
+  run: CommandRunner,
+  timeoutMs = 10_000,
+): Promise<Record<string, unknown> | undefined> {
+  if (!profile.supports.has('features')) return undefined;
+  const bin = binary !== undefined && binary !== '' ? binary : profile.binary;
+  let r: RunResult;
+  try {
+    r = await run(bin, ['features'], { stdio: ['ignore', 'pipe', 'pipe'], timeoutMs });
+  } catch (e) {
+    throw new ShimError('FailedPrecondition', `OCI runtime binary "${bin}" cannot be run: ${(e as Error)?.message ?? String(e)}`, { cause: e });
+  }
+  if (r.failed || r.exitCode !== 0) {
+    throw new ShimError('Unknown', `${profile.name} features failed: ${abbreviate(r.stderr.trim() || r.stdout.trim() || 'no message')}: exit status ${r.exitCode}`);
+  }
+  let doc: unknown;
+  try {
+    doc = JSON.parse(r.stdout);
+  } catch {
+    doc = undefined;
+  }
+  if (doc === null || typeof doc !== 'object' || Array.isArray(doc)) {
+    throw new ShimError('Internal', `${profile.name} features printed ${abbreviate(r.stdout)}, not a JSON object`);
+  }
+  return doc as Record<string, unknown>;
+}

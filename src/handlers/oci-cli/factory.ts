@@ -4,7 +4,8 @@
  */
 import path from 'node:path';
 import type { CleanupResult, HandlerConfig, HandlerContext, HandlerFactory, TaskHandler } from '../../shim-api/handler.js';
-import { OciCliDriver, readPidFile } from './driver.js';
+import { OciCliDriver, readPidFile, runtimeFeatures } from './driver.js';
+import { anyOf, TYPE_URL, type Any } from '../../shim-api/pb.js';
 import type { RuntimeProfile } from './profile.js';
 import { OciTaskHandler } from './task-handler.js';
 
@@ -43,6 +44,21 @@ export function ociHandlerFactory(type: string, profileFor: (config: HandlerConf
       const pid = await readPidFile(path.join(bundle, 'init.pid')).catch(() => 0);
       // runc-v2 answers 137: the task is gone, killed as far as anyone can tell.
       return { pid, exitStatus: 137 };
+    },
+    /**
+     * `-info`: the backend's own `features` document, as runc-v2 reports runc's. A backend that
+     * cannot say (no `features` in its profile, or the command fails) reports none: containerd
+     * then turns the features it gates off for this handler, which is the truthful outcome.
+     */
+    async features(config: HandlerConfig, ctx: HandlerContext): Promise<Any | undefined> {
+      const profile = profileFor(config);
+      try {
+        const doc = await runtimeFeatures(profile, config.binary, ctx.os.run);
+        return doc ? anyOf(TYPE_URL.OciFeatures, Buffer.from(JSON.stringify(doc))) : undefined;
+      } catch (err) {
+        ctx.log.warn({ handler: config.name, err: (err as Error).message }, 'runtime features unavailable');
+        return undefined;
+      }
     },
   };
 }
