@@ -1,5 +1,6 @@
 // npm run critest -- [--containerd 2,1.6] [--handlers runc,tsshim-runc,...] [--focus REGEX] [--out docs] [--no-write] [--logs DIR]
-// See run.ts for what runs where; results go to docs/critest.json and docs/critest.md.
+// See run.ts for what runs where; results go to docs/critest.json and docs/critest.md. A --focus run
+// is recorded as a focused re-run (its own section), never in place of a full row.
 import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -111,7 +112,7 @@ async function main(): Promise<number> {
         if (interrupted) break;
         let specs: SpecResult[];
         try {
-          specs = parseGinkgoReport(readFileSync(reportFile, 'utf8'));
+          specs = parseGinkgoReport(readFileSync(reportFile, 'utf8'), !!values.focus);
         } catch (e) {
           specs = [{ name: 'critest run', state: 'failed', message: `no ginkgo report (exit ${r.exitCode}): ${(e as Error).message}; log tail: ${readFileSync(logFile, 'utf8').slice(-1500)}` }];
         }
@@ -121,14 +122,14 @@ async function main(): Promise<number> {
         if (entry.failed) failedRuns++;
         log(`[critest] containerd ${version}, ${h.name}: ${entry.passed} passed, ${entry.failed} failed, ${entry.skipped} skipped in ${r.seconds} s`);
         for (const f of specs.filter((s) => s.state === 'failed')) log(`    FAIL ${f.name}: ${(f.message ?? '').split('\n')[0]}`);
-        if (!values['no-write'] && !values.focus) writeDocs(values.out ?? join(REPO_ROOT, 'docs'), entries);
+        if (!values['no-write']) writeDocs(values.out ?? join(REPO_ROOT, 'docs'), entries);
       }
     } finally {
       await run.cleanup();
     }
     if (interrupted) return 130;
   }
-  if (!values['no-write'] && !values.focus) {
+  if (!values['no-write']) {
     const files = writeDocs(values.out ?? join(REPO_ROOT, 'docs'), entries);
     process.stdout.write(`wrote ${files.json}, ${files.md}\n`);
   }

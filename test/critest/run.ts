@@ -131,8 +131,12 @@ interface GinkgoSpec {
 
 const BENCHMARK = /benchmark/i;
 
-/** Ginkgo JSON report -> spec results (benchmark specs, which critest itself skips in validation runs, are left out). */
-export function parseGinkgoReport(json: string): SpecResult[] {
+/**
+ * Ginkgo JSON report -> spec results (benchmark specs, which critest itself skips in validation runs,
+ * are left out). `focused`: a --ginkgo.focus run; specs outside the focus (skipped without a message
+ * of critest's own) are left out too, so the counts are those of the focused specs.
+ */
+export function parseGinkgoReport(json: string, focused = false): SpecResult[] {
   const suites = JSON.parse(json) as Array<{ SpecReports?: GinkgoSpec[] }>;
   const out: SpecResult[] = [];
   for (const s of suites) {
@@ -142,6 +146,7 @@ export function parseGinkgoReport(json: string): SpecResult[] {
       const state = r.State ?? 'unknown';
       if (type !== 'It' && state === 'passed') continue; // suite set-up nodes that worked are not tests
       if (BENCHMARK.test(name)) continue;
+      if (focused && (state === 'skipped' || state === 'pending') && !r.Failure?.Message?.trim()) continue;
       const skip = SKIPS.find((k) => name.includes(k.pattern));
       let st: SpecResult['state'];
       let message: string | undefined;
@@ -312,7 +317,7 @@ export async function runCritest(cd: PrivateContainerd, handler: string, logFile
   return { seconds: Math.round((Date.now() - started) / 100) / 10, exitCode };
 }
 
-export function renderMarkdown(entries: RunEntry[]): string {
+export function renderMarkdown(entries: RunEntry[], reruns: RunEntry[] = []): string {
   const lines: string[] = [
     '# critest (Kubernetes CRI validation) on every handler',
     '',
@@ -370,7 +375,8 @@ export function renderMarkdown(entries: RunEntry[]): string {
     const skippedHere = e.specs.filter((s) => s.state === 'skipped' && refState.get(s.name) === 'passed');
     if (!worse.length && !better.length && !skippedHere.length) continue;
     anyDiff = true;
-    lines.push(`- containerd ${e.containerd}, **${e.handler}**: ${worse.length} failing where the reference passes${worse.length ? ` (${worse.map((s) => s.name).join('; ')})` : ''}${better.length ? `; ${better.length} passing where the reference fails` : ''}${skippedHere.length ? `; ${skippedHere.length} skipped by critest where the reference passes (${[...new Set(skippedHere.map((s) => s.message))].join('; ')}: ${skippedHere.map((s) => s.name).join('; ')})` : ''}`);
+    const names = (list: SpecResult[]) => list.map((s) => `${s.name}${rerunNote(reruns, e, s.name)}`).join('; ');
+    lines.push(`- containerd ${e.containerd}, **${e.handler}**: ${worse.length} failing where the reference passes${worse.length ? ` (${names(worse)})` : ''}${better.length ? `; ${better.length} passing where the reference fails` : ''}${skippedHere.length ? `; ${skippedHere.length} skipped by critest where the reference passes (${[...new Set(skippedHere.map((s) => s.message))].join('; ')}: ${names(skippedHere)})` : ''}`);
   }
   if (!anyDiff) lines.push('None: every test the reference passes, every handler run here passes too (see the table for which ran).');
   lines.push('', '## Failures', '');
@@ -387,11 +393,57 @@ export function renderMarkdown(entries: RunEntry[]): string {
     lines.push('');
   }
   if (!anyFail) lines.push('None.');
+  if (reruns.length) {
+    lines.push(
+      '',
+      '## Focused re-runs (after the full runs above)',
+      '',
+      'critest with `--ginkgo.focus` on the specs a full run found wanting, after a fix or to prove whose the',
+      'failure is; each re-run beside the reference on the same containerd and focus. The full rows above are',
+      'not changed by them; the differences list points here.',
+      '',
+      '| containerd | handler | focus | passed | failed | skipped | critest run (s) | date | commit |',
+      '|---|---|---|---:|---:|---:|---:|---|---|',
+    );
+    const rs = [...reruns].sort((a, b) => a.date.localeCompare(b.date) || HANDLERS.findIndex((h) => h.name === a.handler) - HANDLERS.findIndex((h) => h.name === b.handler));
+    for (const e of rs) {
+      const h = `${e.handler}${e.standIn ? ' (stand-in delegate)' : ''}`;
+      const focus = '`' + (e.focus ?? '').replace(/\|/g, '\\|') + '`';
+      if (e.notRun) lines.push(`| ${e.containerdVersion} | ${h} | ${focus} | - | - | - | - | ${e.date.slice(0, 16)} | ${e.commit} |`);
+      else lines.push(`| ${e.containerdVersion} | ${h} | ${focus} | ${e.passed} | ${e.failed} | ${e.skipped} | ${e.seconds} | ${e.date.slice(0, 16)} | ${e.commit} |`);
+    }
+    for (const e of rs) {
+      if (e.notRun) continue;
+      lines.push('', `### re-run: containerd ${e.containerd}, ${e.handler}${e.standIn ? ' (stand-in delegate)' : ''}, ${e.date.slice(0, 16)}`, '');
+      for (const sp of e.specs) {
+        const msg = sp.state === 'passed' ? '' : `: ${(sp.message ?? '').replace(/\s+/g, ' ').slice(0, 400).replace(/\|/g, '\\|')}`;
+        lines.push(`- ${sp.state}: ${sp.name}${msg}`);
+      }
+    }
+  }
   lines.push('', '## Runs', '');
   for (const e of sorted) {
     lines.push(`- containerd ${e.containerdVersion}, ${e.handler}: ${e.label}; ${e.critest}; ${e.notRun ? 'not run' : `${e.seconds} s`}${e.focus ? `; focus ${e.focus}` : ''}`);
   }
   return lines.join('\n') + '\n';
+}
+
+/** " (focused re-run <date> at <commit>: passed)" for the latest re-run of that spec on that version and handler. */
+function rerunNote(reruns: RunEntry[], e: RunEntry, spec: string): string {
+  const hit = reruns
+    .filter((r) => r.containerd === e.containerd && r.handler === e.handler && !r.notRun && r.date > e.date)
+    .sort((a, b) => b.date.localeCompare(a.date))
+    .map((r) => ({ r, s: r.specs.find((x) => x.name === spec) }))
+    .find((x) => x.s);
+  return hit ? ` (focused re-run ${hit.r.date.slice(0, 16)} at ${hit.r.commit}: ${hit.s!.state})` : '';
+}
+
+function loadReruns(file: string): RunEntry[] {
+  try {
+    return (JSON.parse(readFileSync(file, 'utf8')) as { reruns?: RunEntry[] }).reruns ?? [];
+  } catch {
+    return [];
+  }
 }
 
 function loadEntries(file: string): RunEntry[] {
@@ -405,17 +457,26 @@ function loadEntries(file: string): RunEntry[] {
 /** docs/critest.md again from docs/critest.json (no run). */
 export function renderDocs(outDir: string): string {
   const md = join(outDir, 'critest.md');
-  writeFileSync(md, renderMarkdown(loadEntries(join(outDir, 'critest.json'))));
+  writeFileSync(md, renderMarkdown(loadEntries(join(outDir, 'critest.json')), loadReruns(join(outDir, 'critest.json'))));
   return md;
 }
 
+/**
+ * Merges fresh results into docs/critest.json and renders docs/critest.md. Full runs replace the
+ * row of their (version, handler); focused runs (entries with `focus`) go to `reruns`, replacing
+ * only an earlier re-run of the same version, handler and focus.
+ */
 export function writeDocs(outDir: string, fresh: RunEntry[]): { json: string; md: string } {
   const json = join(outDir, 'critest.json');
   const md = join(outDir, 'critest.md');
-  const keep = loadEntries(json).filter((o) => !fresh.some((n) => n.containerd === o.containerd && n.handler === o.handler));
-  const runs = [...keep, ...fresh];
-  writeFileSync(json, JSON.stringify({ generatedBy: 'npm run critest (test/critest/run.ts)', localImages: critestImageNames(), skippedByName: SKIPS, runs }, null, 2) + '\n');
-  writeFileSync(md, renderMarkdown(runs));
+  const full = fresh.filter((e) => !e.focus);
+  const focused = fresh.filter((e) => e.focus);
+  const runs = [...loadEntries(json).filter((o) => !full.some((n) => n.containerd === o.containerd && n.handler === o.handler)), ...full];
+  const reruns = [...loadReruns(json).filter((o) => !focused.some((n) => n.containerd === o.containerd && n.handler === o.handler && n.focus === o.focus)), ...focused];
+  writeFileSync(
+    json,
+    JSON.stringify({ generatedBy: 'npm run critest (test/critest/run.ts)', localImages: critestImageNames(), skippedByName: SKIPS, runs, ...(reruns.length ? { reruns } : {}) }, null, 2) + '\n',
+  );
+  writeFileSync(md, renderMarkdown(runs, reruns));
   return { json, md };
 }
-
