@@ -1,4 +1,4 @@
-// npm run conformance -- [--handlers runc,gvisor,kata,youki,crun,reference] [--scenarios substr[,substr]] [--out docs/]
+// npm run conformance -- [--handlers runc,gvisor,kata,youki,crun,reference] [--scenarios substr[,substr]] [--shim-mode pod|node] [--out docs/]
 //
 // Runs the scenarios on every selected column (the reference always, first), prints the matrix,
 // writes conformance-report.json, conformance.md and conformance.html (into --out as
@@ -9,15 +9,16 @@ import { renderText, writeReports } from './report.js';
 import { exitCodeFor, runMatrix } from './runner.js';
 import { SCENARIOS, selectScenarios } from './scenarios/index.js';
 
-const USAGE = `usage: npm run conformance -- [--handlers ${COLUMN_IDS.join(',')}] [--scenarios <substring>[,<substring>]] [--out <dir>] [--list] [--quiet]`;
+const USAGE = `usage: npm run conformance -- [--handlers ${COLUMN_IDS.join(',')}] [--scenarios <substring>[,<substring>]] [--shim-mode pod|node] [--out <dir>] [--list] [--quiet]`;
 
 async function main(): Promise<number> {
-  let values: { handlers?: string; scenarios?: string; out?: string; list?: boolean; quiet?: boolean; help?: boolean };
+  let values: { handlers?: string; scenarios?: string; 'shim-mode'?: string; out?: string; list?: boolean; quiet?: boolean; help?: boolean };
   try {
     ({ values } = parseArgs({
       options: {
         handlers: { type: 'string' },
         scenarios: { type: 'string' },
+        'shim-mode': { type: 'string' },
         out: { type: 'string' },
         list: { type: 'boolean' },
         quiet: { type: 'boolean' },
@@ -51,7 +52,12 @@ async function main(): Promise<number> {
     return 2;
   }
   const log = values.quiet ? undefined : (l: string) => process.stderr.write(l + '\n');
-  const report = await runMatrix({ columns, scenarios, log });
+  const shimMode = values['shim-mode'] ?? 'pod';
+  if (shimMode !== 'pod' && shimMode !== 'node') {
+    process.stderr.write(`--shim-mode must be pod or node\n${USAGE}\n`);
+    return 2;
+  }
+  const report = await runMatrix({ columns, scenarios, log, shimMode });
   process.stdout.write(renderText(report));
   const files = writeReports(report, values.out);
   process.stdout.write(`wrote ${files.json}, ${files.markdown}, ${files.html}\n`);

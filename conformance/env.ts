@@ -1,7 +1,7 @@
 // Where cells run: one shared private containerd (plus one CRI-enabled containerd, started on the
 // first CRI scenario), the ctr driver bound to a column, and each cell's context and cleanup.
 import type { ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { connectContainerd, type ContainerdClient } from '../src/client/containerd.js';
 import { connectCri, type CriClient } from '../src/client/cri.js';
@@ -9,7 +9,7 @@ import { importTestImage, startContainerd, uniqueId, type PrivateContainerd } fr
 import { criConfig, importCriImages, type CriRuntimeEntry } from '../test/helpers/cri.js';
 import { removeContainers } from '../test/helpers/teardown.js';
 import type { Column, ColumnId } from './columns.js';
-import type { CtrDriver, CtrRunOptions, Json, ScenarioContext } from './types.js';
+import type { CtrDriver, CtrRunOptions, Json, ScenarioContext, ShimMode } from './types.js';
 
 interface CriEnv {
   cd: PrivateContainerd;
@@ -24,11 +24,13 @@ export class MatrixEnv {
   client!: ContainerdClient;
   image!: string;
   private criEnv: Promise<CriEnv> | undefined;
+  private savedConfig: string | undefined;
 
   constructor(
     readonly tmp: string,
     readonly configs: Map<ColumnId, { ctr?: string; cri?: string }>,
     readonly runnable: Column[],
+    readonly shimMode: ShimMode = 'pod',
   ) {}
 
   async start(): Promise<void> {
@@ -38,6 +40,14 @@ export class MatrixEnv {
     const path = (process.env.PATH ?? '').split(':').filter(Boolean);
     for (const d of extra) if (!path.includes(d)) path.push(d);
     process.env.PATH = path.join(':');
+    if (this.shimMode === 'node') {
+      // The default tsshim config (containerd passes TSSHIM_CONFIG on to its shims) selects node
+      // mode; each column's handler still comes from its runtime entry's config file.
+      const file = join(this.tmp, 'tsshim-node.toml');
+      writeFileSync(file, '[shim]\nmode = "node"\n');
+      this.savedConfig = process.env.TSSHIM_CONFIG;
+      process.env.TSSHIM_CONFIG = file;
+    }
     this.cd = await startContainerd({ name: 'conformance' });
     this.image = await importTestImage(this.cd);
     this.client = await connectContainerd(this.cd.address, this.cd.namespace);
@@ -80,6 +90,10 @@ export class MatrixEnv {
       await c?.cd.stop();
     }
     await this.cd?.stop();
+    if (this.shimMode === 'node') {
+      if (this.savedConfig === undefined) delete process.env.TSSHIM_CONFIG;
+      else process.env.TSSHIM_CONFIG = this.savedConfig;
+    }
   }
 }
 
@@ -130,6 +144,7 @@ export function openCell(env: MatrixEnv, column: Column, scenarioId: string): { 
   const tmp = mkdtempSync(join(env.tmp, `${column.id}-${scenarioId}-`.slice(0, 60)));
   const ctx: ScenarioContext = {
     column,
+    shimMode: env.shimMode,
     cd: env.cd,
     ctr: ctrDriver(env, column, spawned),
     client: env.client,

@@ -5,7 +5,8 @@
 //
 // The matrix runs once, before the tests are registered (top-level await); the reports go to
 // $TSSHIM_CONFORMANCE_OUT (default /tmp/tsshim-conformance-ci). TSSHIM_CONFORMANCE_SCENARIOS and
-// TSSHIM_CONFORMANCE_HANDLERS narrow the run like the CLI's --scenarios and --handlers.
+// TSSHIM_CONFORMANCE_HANDLERS narrow the run like the CLI's --scenarios and --handlers;
+// TSSHIM_CONFORMANCE_SHIM_MODE=node runs tsshim's columns through one node daemon (ADR 0018).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { skipWithReason } from '../test/helpers/skip.js';
@@ -19,6 +20,7 @@ const report = await runMatrix({
   columns: selectColumns(process.env.TSSHIM_CONFORMANCE_HANDLERS),
   scenarios: selectScenarios(process.env.TSSHIM_CONFORMANCE_SCENARIOS),
   log: (line) => console.log(`[matrix] ${line}`),
+  shimMode: process.env.TSSHIM_CONFORMANCE_SHIM_MODE === 'node' ? 'node' : 'pod',
 });
 const files = writeReports(report, process.env.TSSHIM_CONFORMANCE_OUT ?? '/tmp/tsshim-conformance-ci');
 console.log(renderText(report));

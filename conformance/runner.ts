@@ -5,12 +5,13 @@
 // runs before the column it is the yardstick of (COLUMN_IDS order). Where cells run: env.ts; verdicts:
 // judge.ts.
 import { mkdtempSync, rmSync } from 'node:fs';
+import { TSSHIM } from '../test/helpers/tasks.js';
 import { join } from 'node:path';
 import { writeHandlerConfigs, type Availability, type Column, type ColumnId } from './columns.js';
 import { MatrixEnv, openCell, withTimeout } from './env.js';
 import { gatherHostFacts } from './hostfacts.js';
 import { judgeCell, summarize } from './judge.js';
-import type { CellResult, MatrixReport, Observation, Scenario } from './types.js';
+import type { CellResult, MatrixReport, Observation, Scenario, ShimMode } from './types.js';
 
 export { exitCodeFor, judgeCell, summarize, type CellOutcome } from './judge.js';
 export type { ColumnReport, MatrixReport, ScenarioReport } from './types.js';
@@ -20,6 +21,8 @@ export interface MatrixOptions {
   scenarios: Scenario[];
   /** Progress lines (default: none). */
   log?: (line: string) => void;
+  /** tsshim's [shim] mode for every tsshim column (default pod). */
+  shimMode?: ShimMode;
 }
 
 const DEFAULT_TIMEOUT_MS = 90_000;
@@ -55,7 +58,9 @@ export async function runMatrix(opts: MatrixOptions): Promise<MatrixReport> {
   const runnable = columns.filter((c) => availability.get(c.id)!.run);
   const tmp = mkdtempSync('/tmp/tsshim-conformance-');
   const configs = writeHandlerConfigs(join(tmp, 'handlers'), columns);
-  const env = new MatrixEnv(tmp, configs, runnable);
+  const shimMode = opts.shimMode ?? 'pod';
+  if (shimMode === 'node') for (let i = 0; i < columns.length; i++) columns[i] = withNodeModeDifferences(columns[i]!);
+  const env = new MatrixEnv(tmp, configs, runnable, shimMode);
   const results = new Map<string, CellResult>(); // `${scenario}/${column}`
   try {
     if (runnable.length > 0) await env.start();
@@ -82,6 +87,7 @@ export async function runMatrix(opts: MatrixOptions): Promise<MatrixReport> {
   return {
     format: 'tsshim-conformance/1',
     generatedAt: new Date().toISOString(),
+    shimMode,
     durationMs: Date.now() - t0,
     host,
     columns: columns.map((c) => {
@@ -101,4 +107,15 @@ export async function runMatrix(opts: MatrixOptions): Promise<MatrixReport> {
     summary: summarize(cells),
     brokenScenarios: cells.filter((c) => c.status === 'broken').map((c) => c.scenario),
   };
+}
+
+/** What node mode changes by design (ADR 0018), declared for tsshim's columns. */
+export const NODE_MODE_DIFFERENCES: Readonly<Record<string, string>> = {
+  'grouping:daemonGoneAfterBoth': "node mode: the containerd's one daemon serves on after a group's last task (ADR 0018)",
+  'grouping:nodeDaemon': "node mode: the group is served by the containerd's node daemon (ADR 0018)",
+};
+
+function withNodeModeDifferences(c: Column): Column {
+  if (c.runtimeType !== TSSHIM) return c;
+  return { ...c, knownDifferences: { ...(c.knownDifferences ?? {}), ...NODE_MODE_DIFFERENCES } };
 }

@@ -98,8 +98,13 @@ export interface CriContext {
   logRoot: string;
 }
 
+/** How tsshim's columns run: a shim per pod (default) or one node daemon per containerd (ADR 0018). */
+export type ShimMode = 'pod' | 'node';
+
 export interface ScenarioContext {
   readonly column: Column;
+  /** tsshim's [shim] mode for this run (the reference is always containerd's own runc-v2). */
+  readonly shimMode: ShimMode;
   /** The private containerd (plain, CRI disabled) all non-CRI scenarios share. */
   readonly cd: PrivateContainerd;
   readonly ctr: CtrDriver;
@@ -163,6 +168,8 @@ export interface ScenarioReport {
 export interface MatrixReport {
   format: 'tsshim-conformance/1';
   generatedAt: string;
+  /** tsshim's [shim] mode for the run (absent in reports from before node mode: pod). */
+  shimMode?: ShimMode;
   durationMs: number;
   host: HostFactsReport;
   columns: ColumnReport[];

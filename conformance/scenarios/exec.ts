@@ -1,8 +1,7 @@
 // Exec: output, exit code, stdin, Wait, event order, many execs.
 import { fdCount, sleep, zombieChildren } from '../../test/helpers/proc.js';
-import { shimBinaryOf, shimDaemons } from '../../test/helpers/tasks.js';
 import type { Json, Scenario } from '../types.js';
-import { events, ok, runSleeper, topicsOf, waitFor, waitStatus } from './util.js';
+import { events, ok, runSleeper, servingDaemons, topicsOf, waitFor, waitStatus } from './util.js';
 
 const at = (w: { exitedAt?: { seconds: number; nanos: number } | undefined }) => `${w.exitedAt?.seconds ?? 0}.${w.exitedAt?.nanos ?? 0}`;
 
@@ -132,8 +131,8 @@ export const execScenarios: Scenario[] = [
     async run(ctx) {
       const id = ctx.uniqueId('x200');
       await runSleeper(ctx, id);
-      const daemons = shimDaemons(ctx.cd, [id]).filter((d) => d.binary === shimBinaryOf(ctx.column.runtimeType));
-      if (daemons.length !== 1) throw new Error(`expected one ${shimBinaryOf(ctx.column.runtimeType)} daemon for ${id}, found ${JSON.stringify(daemons)}`);
+      const daemons = servingDaemons(ctx, [id]);
+      if (daemons.length !== 1) throw new Error(`expected one shim daemon serving for ${id}, found ${JSON.stringify(daemons)}`);
       const shim = daemons[0]!.pid;
       const fdsBefore = fdCount(shim);
       const failed: Json[] = [];

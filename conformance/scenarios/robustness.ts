@@ -1,10 +1,10 @@
 // Cleanup, shim death, containerd restart, log URIs, concurrent waits, host pids, shim grouping.
 import { chmodSync, existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { bundleDir, leftovers, shimBinaryOf, shimDaemons, shimPids, waitNoLeftovers } from '../../test/helpers/tasks.js';
+import { TSSHIM, bundleDir, leftovers, shimBinaryOf, shimDaemons, shimPids, waitNoLeftovers } from '../../test/helpers/tasks.js';
 import { isAlive } from '../../test/helpers/proc.js';
 import type { Json, Scenario, ScenarioContext } from '../types.js';
-import { cgroupOf, ctrMessage, ok, runSleeper, sleep, waitFor, waitStatus } from './util.js';
+import { cgroupOf, ctrMessage, isNodeNamespaceSocket, ok, runSleeper, servingDaemons, sleep, waitFor, waitStatus } from './util.js';
 
 /** A leftovers() line without ids and paths: `bundle`, `mount`, `runtime state`, `process`, `shim process (<binary>)`. */
 function describeLeftover(line: string): string {
@@ -52,7 +52,10 @@ export const robustnessScenarios: Scenario[] = [
     async run(ctx) {
       const id = ctx.uniqueId('clean');
       const pid = await runSleeper(ctx, id);
-      const socket = socketOf(ctx, id);
+      // In node mode the socket is the namespace's, which the node daemon serves on (ADR 0018).
+      const taskSocket = socketOf(ctx, id);
+      const socket = isNodeNamespaceSocket(ctx, taskSocket) ? undefined : taskSocket;
+      if (socket !== taskSocket) ctx.note('nodeSocket', `${taskSocket}: the namespace's socket of the node daemon, not this task's`);
       const cgroup = cgroupOf(pid, 'memory');
       const shims = shimPids(ctx.cd, id);
       ctx.note('socket', socket ?? null);
@@ -63,7 +66,7 @@ export const robustnessScenarios: Scenario[] = [
       const crm = await ctx.ctr.raw(['containers', 'rm', id]);
       await waitNoLeftovers(ctx.cd, id, [pid, ...shims]);
       await waitFor(() => leftoverKinds(ctx, id, [pid, ...shims], { socket, cgroup }).length === 0, 5000, 100);
-      return { taskRm: rm.exitCode, containerRm: crm.exitCode, socketKnown: socket !== undefined, leftovers: leftoverKinds(ctx, id, [pid, ...shims], { socket, cgroup }) };
+      return { taskRm: rm.exitCode, containerRm: crm.exitCode, socketKnown: taskSocket !== undefined, leftovers: leftoverKinds(ctx, id, [pid, ...shims], { socket, cgroup }) };
     },
     expect: (o) => ((o.leftovers as Json[]).length === 0 ? [] : [`left behind: ${JSON.stringify(o.leftovers)}`]),
   },
@@ -96,7 +99,7 @@ export const robustnessScenarios: Scenario[] = [
     async run(ctx) {
       const id = ctx.uniqueId('shimk');
       const pid = await runSleeper(ctx, id);
-      const daemons = shimDaemons(ctx.cd, [id]).filter((d) => d.binary === shimBinaryOf(ctx.column.runtimeType));
+      const daemons = servingDaemons(ctx, [id]);
       ctx.note('daemons', daemons.map((d) => `${d.binary}:${d.pid}`));
       if (daemons.length !== 1) throw new Error(`expected one ${shimBinaryOf(ctx.column.runtimeType)} daemon for ${id}, found ${JSON.stringify(daemons)}`);
       process.kill(daemons[0]!.pid, 'SIGKILL');
@@ -255,10 +258,10 @@ export const robustnessScenarios: Scenario[] = [
       const flags = ['--annotation', `io.containerd.runc.v2.group=${group}`];
       const pa = await runSleeper(ctx, a, { flags });
       const pb = await runSleeper(ctx, b, { flags });
-      const mine = shimBinaryOf(ctx.column.runtimeType);
       const all = shimDaemons(ctx.cd, [a, b]);
       ctx.note('daemons', all.map((d) => `${d.binary}:${d.pid}`));
-      const daemons = all.filter((d) => d.binary === mine);
+      const daemons = servingDaemons(ctx, [a, b]);
+      const nodeDaemon = ctx.shimMode === 'node' && ctx.column.runtimeType === TSSHIM;
       const sameAddress = socketOf(ctx, a) !== undefined && socketOf(ctx, a) === socketOf(ctx, b);
       ok(await ctx.ctr.raw(['task', 'kill', '-s', 'SIGKILL', a]), 'kill a');
       await waitStatus(ctx, a, 'STOPPED');
@@ -266,7 +269,7 @@ export const robustnessScenarios: Scenario[] = [
       await ctx.ctr.raw(['containers', 'rm', a]);
       // Everything of a goes, except the group's shim daemons (started as `-id <a>`; a delegating
       // shim has its delegate's too): they serve b.
-      const groupShims = new Set(all.map((d) => d.pid));
+      const groupShims = new Set([...all, ...daemons].map((d) => d.pid));
       const leftOfFirst = () => leftovers(ctx.cd, a, [pa]).filter((l) => !groupShims.has(Number(/^shim process (\d+)$/.exec(l)?.[1])));
       await waitFor(() => leftOfFirst().length === 0, 10_000, 100);
       await sleep(300);
@@ -291,10 +294,12 @@ export const robustnessScenarios: Scenario[] = [
         daemonGoneAfterBoth: gone,
         leftOfSecond: leftOfB,
         containerPidsDiffer: pa !== pb,
+        // Node mode: the one daemon of the containerd serves on after the group's last task.
+        ...(nodeDaemon ? { nodeDaemon: true } : {}),
       };
     },
     expect: (o) =>
-      o.shimDaemons === 1 && o.sameAddress === true && o.daemonGoneAfterBoth === true && (o.leftOfSecond as Json[]).length === 0
+      o.shimDaemons === 1 && o.sameAddress === true && (o.daemonGoneAfterBoth === true || o.nodeDaemon === true) && (o.leftOfSecond as Json[]).length === 0
         ? []
         : [`${o.shimDaemons} shim daemons, same address ${o.sameAddress}, daemon gone ${o.daemonGoneAfterBoth}, left of b ${JSON.stringify(o.leftOfSecond)}`],
   },

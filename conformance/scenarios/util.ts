@@ -1,7 +1,10 @@
 // Helpers shared by the scenarios: gRPC status names, Unimplemented detection, polling.
 import type { ServiceError } from '@grpc/grpc-js';
-import { collectEvents, taskStatus, type EventLine } from '../../test/helpers/tasks.js';
-import { cgroupOf, runCommand, sleep, waitFor } from '../../test/helpers/proc.js';
+import { readFileSync } from 'node:fs';
+import { TSSHIM, collectEvents, shimBinaryOf, shimDaemons, taskStatus, type EventLine } from '../../test/helpers/tasks.js';
+import { cgroupOf, isAlive, runCommand, sleep, waitFor } from '../../test/helpers/proc.js';
+import { namespaceSocket, nodePaths } from '../../src/shim-api/bootstrap/node.js';
+import { SHIM_BINARY } from '../../src/shim-api/runtime-type.js';
 import type { RunResult } from '../../test/helpers/proc.js';
 import { NotRunError, UnsupportedError, type Capability, type Json, type ScenarioContext } from '../types.js';
 
@@ -137,3 +140,25 @@ export async function requireCriu(): Promise<void> {
   if (p) throw new NotRunError(`host limit: \`criu check\` fails: ${p}`);
 }
 
+
+/**
+ * The shim daemons serving these tasks in this column: tsshim's node daemon of the containerd in
+ * node mode (ADR 0018; it is no task's own process), else the daemons started for them.
+ */
+export function servingDaemons(ctx: ScenarioContext, ids: string[]): Array<{ pid: number; binary: string }> {
+  if (ctx.shimMode === 'node' && ctx.column.runtimeType === TSSHIM) {
+    let pid = NaN;
+    try {
+      pid = Number(readFileSync(nodePaths(ctx.cd.address).pidFile, 'utf8').trim());
+    } catch {
+      /* no daemon */
+    }
+    return Number.isInteger(pid) && pid > 0 && isAlive(pid) ? [{ pid, binary: SHIM_BINARY }] : [];
+  }
+  return shimDaemons(ctx.cd, ids).filter((d) => d.binary === shimBinaryOf(ctx.column.runtimeType));
+}
+
+/** In node mode a tsshim task's socket is its namespace's, served on after the task is gone. */
+export function isNodeNamespaceSocket(ctx: ScenarioContext, socket: string | undefined): boolean {
+  return ctx.shimMode === 'node' && ctx.column.runtimeType === TSSHIM && socket === namespaceSocket(ctx.cd.address, ctx.cd.namespace);
+}

@@ -348,8 +348,11 @@ export class Server extends EventEmitter {
 
   get connectionCount(): number { return this.#conns.size; }
 
-  /** Listen on a unix socket path, or on an inherited listening socket fd. */
-  listen(target: string | { fd: number }): Promise<void> {
+  /**
+   * Listen on a unix socket path, or on an inherited listening socket fd (a server may listen on
+   * several). Resolves to a function that stops this one listener (connections stay).
+   */
+  listen(target: string | { fd: number }): Promise<() => Promise<void>> {
     if (this.#closing) return Promise.reject(new Error('ttrpc: server closed'));
     return new Promise((resolve, reject) => {
       const srv = net.createServer((socket) => this.handle(socket));
@@ -360,7 +363,10 @@ export class Server extends EventEmitter {
         srv.on('error', (err) => this.#report(err, 'listen'));
         if (this.#closing) { srv.close(); reject(new Error('ttrpc: server closed')); return; }
         this.#listeners.add(srv);
-        resolve();
+        resolve(() => {
+          if (!this.#listeners.delete(srv)) return Promise.resolve();
+          return new Promise<void>((done) => srv.close(() => done()));
+        });
       });
     });
   }

@@ -130,7 +130,7 @@ export interface ProcInfo {
 }
 
 /** All processes whose NUL-separated command line satisfies the predicate. */
-export function findProcesses(match: (argv: string[]) => boolean): ProcInfo[] {
+export function findProcesses(match: (argv: string[], pid: number) => boolean): ProcInfo[] {
   const found: ProcInfo[] = [];
   for (const name of readdirSync('/proc')) {
     if (!/^\d+$/.test(name)) continue;
@@ -144,7 +144,7 @@ export function findProcesses(match: (argv: string[]) => boolean): ProcInfo[] {
     }
     if (raw.length === 0) continue; // kernel thread or zombie
     const argv = raw.replace(/\0$/, '').split('\0');
-    if (match(argv)) found.push({ pid, argv });
+    if (match(argv, pid)) found.push({ pid, argv });
   }
   return found;
 }

@@ -1,5 +1,6 @@
 // Observations about tasks for integration tests: shim processes, leftovers, events.
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { NODE_ROOT } from '../../src/shim-api/bootstrap/node.js';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import { findProcesses, waitFor } from './proc.js';
@@ -16,11 +17,33 @@ export const shimBinaryOf = (runtimeType: string): string =>
 
 /** Shim daemons (not `start`/`delete` invocations) of this containerd launched for one of these task ids (the first task of a group), with their binary's name. */
 export function shimDaemons(cd: PrivateContainerd, ids: string[]): Array<{ pid: number; binary: string }> {
-  return findProcesses((argv) => {
+  // A node daemon (ADR 0018) is started as `-id <its first task>` but is no task's own shim.
+  const nodeDaemons = nodeDaemonPids();
+  return findProcesses((argv, pid) => {
+    if (nodeDaemons.has(pid)) return false;
     const i = argv.indexOf('-id');
     const a = argv.indexOf('-address');
     return i >= 0 && ids.includes(argv[i + 1] ?? '') && a >= 0 && argv[a + 1] === cd.address && !argv.includes('start') && !argv.includes('delete');
   }).map((p) => ({ pid: p.pid, binary: (p.argv.find((x) => /containerd-shim-/.test(x)) ?? p.argv[0] ?? '').split('/').pop()! }));
+}
+
+/** Pids of tsshim's node daemons (their pid files under NODE_ROOT). */
+export function nodeDaemonPids(): Set<number> {
+  const out = new Set<number>();
+  let keys: string[] = [];
+  try {
+    keys = readdirSync(NODE_ROOT);
+  } catch {
+    return out;
+  }
+  for (const k of keys) {
+    try {
+      out.add(Number(readFileSync(join(NODE_ROOT, k, 'pid'), 'utf8').trim()));
+    } catch {
+      /* no daemon there */
+    }
+  }
+  return out;
 }
 
 /** Shim daemons serving task `id` (first task id of the group) for this containerd. */

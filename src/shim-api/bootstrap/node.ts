@@ -15,7 +15,9 @@
  *   tasks live on the same process.
  */
 import { createHash } from 'node:crypto';
+import { watch, type FSWatcher } from 'node:fs';
 import fsp from 'node:fs/promises';
+import path from 'node:path';
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { Client, Server } from '../../ttrpc/index.js';
@@ -74,7 +76,8 @@ export interface NodeStatus {
   startedAt: string;
   uptimeSeconds: number;
   restarts: number;
-  namespaces: Record<string, { address: string; tasks: number; byHandler: Record<string, number> }>;
+  /** socketRebinds: times the socket file was removed by another program and bound again. */
+  namespaces: Record<string, { address: string; tasks: number; byHandler: Record<string, number>; socketRebinds: number }>;
   tasks: Array<{ namespace: string; id: string; handler: string }>;
 }
 
@@ -124,6 +127,10 @@ interface Space {
   service: TaskService;
   publisher: EventPublisher;
   own?: SocketIdentity;
+  /** Stops the current listener (connections stay); replaced when the file is bound again. */
+  stopListening?: () => Promise<void>;
+  rebinds: number;
+  healing?: Promise<string>;
 }
 
 export class NodeDaemon {
@@ -164,8 +171,51 @@ export class NodeDaemon {
       space = this.openSpace(namespace, fd);
       this.spaces.set(namespace, space);
       space.catch(() => this.spaces.delete(namespace));
-    } else if (fd !== undefined) closeFd(fd);
-    return space.then((s) => s.address);
+      return space.then((s) => s.address);
+    }
+    if (fd !== undefined) closeFd(fd);
+    return space.then((s) => this.ensureSocketFile(s));
+  }
+
+  /**
+   * The namespace's socket file must still be the one we listen on: another program may have
+   * unlinked it (runc-v2 and Kata's shim remove the socket named in a bundle's `address` file when
+   * they exit, and a delegating handler's delegate runs in our bundle). Bind it afresh if not.
+   */
+  private ensureSocketFile(s: Space): Promise<string> {
+    // One check at a time per namespace (the watcher and Serve can both ask).
+    const run = (s.healing ?? Promise.resolve('')).catch(() => '').then(() => this.healSocketFile(s));
+    s.healing = run;
+    return run;
+  }
+
+  private async healSocketFile(s: Space): Promise<string> {
+    const now = await socketIdentity(s.sock);
+    if (now && s.own && now.dev === s.own.dev && now.ino === s.own.ino) return s.address;
+    const fd = await withSocketLock(async () => {
+      if (await isServing(s.sock)) {
+        const again = await socketIdentity(s.sock);
+        if (again && s.own && again.dev === s.own.dev && again.ino === s.own.ino) return undefined;
+        throw failedPrecondition(`another process serves ${s.sock}: is a second tsshim node daemon running for ${this.deps.containerdAddress}?`);
+      }
+      await fsp.rm(s.sock, { force: true });
+      return bindSocket(s.sock);
+    }, { lockFile: this.deps.socketLock });
+    if (fd === undefined) return s.address;
+    let stop: () => Promise<void>;
+    try {
+      stop = await s.server.listen({ fd });
+    } catch (err) {
+      closeFd(fd);
+      throw err;
+    }
+    const previous = s.stopListening;
+    s.stopListening = stop;
+    s.own = await socketIdentity(s.sock);
+    s.rebinds += 1;
+    this.deps.log.warn({ namespace: s.namespace, socket: s.sock, rebinds: s.rebinds }, 'node daemon: the namespace socket file was removed by someone else; bound it again');
+    await previous?.();
+    return s.address;
   }
 
   private async openSpace(namespace: string, given?: number): Promise<Space> {
@@ -184,17 +234,39 @@ export class NodeDaemon {
     // persistent: Shutdown answers OK and never ends the daemon (other tasks live here too).
     const service = new TaskService({ resolver, log: nsLog, version: '', onShutdown: () => undefined, persistent: true });
     service.register(server);
+    let stopListening: () => Promise<void>;
     try {
-      await server.listen({ fd });
+      stopListening = await server.listen({ fd });
     } catch (err) {
       closeFd(fd);
       throw err;
     }
     const own = await socketIdentity(sock);
+    this.watchSocketDir(sock);
     log.info({ namespace, socket: sock }, 'node daemon: serving namespace');
-    const space = { namespace, sock, address: toAddress(sock), server, service, publisher, own };
+    const space: Space = { namespace, sock, address: toAddress(sock), server, service, publisher, own, stopListening, rebinds: 0 };
     this.ready.push(space); // status() reads the serving spaces without awaiting
     return space;
+  }
+
+  private watcher?: FSWatcher;
+
+  /**
+   * containerd reads a bundle's `address` again when it restarts: a socket file removed behind our
+   * back must come back at once, not at the next start. inotify on the socket directory.
+   */
+  private watchSocketDir(sock: string): void {
+    if (this.watcher) return;
+    try {
+      this.watcher = watch(path.dirname(sock), { persistent: false }, (_event, name) => {
+        if (this.closing || !name) return;
+        const s = this.ready.find((x) => path.basename(x.sock) === String(name));
+        if (s) void this.ensureSocketFile(s).catch((err: unknown) => this.deps.log.error({ err: String(err), socket: s.sock }, 'node daemon: cannot bind the namespace socket again'));
+      });
+      this.watcher.on('error', (err) => this.deps.log.warn({ err: String(err) }, 'node daemon: socket directory watch failed'));
+    } catch (err) {
+      this.deps.log.warn({ err: String(err) }, 'node daemon: cannot watch the socket directory (a removed socket file comes back at the next start only)');
+    }
   }
 
   status(): NodeStatus {
@@ -207,7 +279,7 @@ export class NodeDaemon {
         byHandler[t.handler] = (byHandler[t.handler] ?? 0) + 1;
         tasks.push({ namespace: s.namespace, id: t.id, handler: t.handler });
       }
-      namespaces[s.namespace] = { address: s.address, tasks: list.length, byHandler };
+      namespaces[s.namespace] = { address: s.address, tasks: list.length, byHandler, socketRebinds: s.rebinds };
     }
     return {
       mode: 'node',
@@ -228,6 +300,7 @@ export class NodeDaemon {
   async close(): Promise<void> {
     if (this.closing) return;
     this.closing = true;
+    this.watcher?.close();
     const spaces = (await Promise.allSettled([...this.spaces.values()])).flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
     const lock = { lockFile: this.deps.socketLock };
     await unlinkOwnSocket(this.deps.paths.control, this.controlOwn, lock);
