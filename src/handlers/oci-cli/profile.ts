@@ -67,6 +67,13 @@ export interface RuntimeProfile {
    * with the reason (answered as Unimplemented).
    */
   readonly shimUnsupported: Readonly<Partial<Record<Operation, string>>>;
+  /**
+   * `linux.rootfsPropagation` values the backend refuses, with the value it accepts for the same
+   * mount flags (youki 0.7 takes only the OCI spec's names, shared/slave/private/unbindable, and
+   * always adds MS_REC; containerd's CRI writes rshared/rslave). The task handler rewrites the
+   * bundle's config.json before `create` when the spec holds one of these keys.
+   */
+  readonly rootfsPropagationAliases: Readonly<Record<string, string>>;
   /** Known differences, for docs and `doctor`. */
   readonly notes?: readonly string[];
 }
@@ -98,6 +105,8 @@ export interface ProfileSpec {
   checkpointExit?: 'flag' | 'kill';
   /** Default none. */
   shimUnsupported?: Readonly<Partial<Record<Operation, string>>>;
+  /** Default none. */
+  rootfsPropagationAliases?: Readonly<Record<string, string>>;
   notes?: readonly string[];
 }
 
@@ -172,6 +181,7 @@ export function defineProfile(p: ProfileSpec): RuntimeProfile {
     subcontainerStdioAt: p.subcontainerStdioAt ?? 'create',
     checkpointExit: p.checkpointExit ?? 'flag',
     shimUnsupported: Object.freeze({ ...(p.shimUnsupported ?? {}) }),
+    rootfsPropagationAliases: Object.freeze({ ...(p.rootfsPropagationAliases ?? {}) }),
     ...(p.notes !== undefined ? { notes: Object.freeze([...p.notes]) } : {}),
   };
   return Object.freeze(profile);

@@ -9,6 +9,7 @@
 import type { TaskHandler } from '../../shim-api/handler.js';
 import { ShimError, failedPrecondition, invalidArgument, notFound, unimplemented } from '../../shim-api/errors.js';
 import { readSpec } from '../../shim-api/spec.js';
+import { adaptSpec } from './spec-dialect.js';
 import { task, timestampFromDate, ZERO_TIME } from '../../shim-api/pb.js';
 import { Proc, type ExitInfo } from './process.js';
 import type { StdioContext } from './stdio.js';
@@ -90,7 +91,10 @@ export class OciTaskHandler implements TaskHandler {
 
   async create(req: task.CreateTaskRequest): Promise<task.CreateTaskResponse> {
     if (this.containers.has(req.id)) throw new ShimError('AlreadyExists', `container ${req.id}: already exists`);
-    const c = newContainer(req, await readSpec(req.bundle), this.deps);
+    const spec = await readSpec(req.bundle);
+    const adapted = await adaptSpec(this.deps.profile, req.bundle, spec);
+    if (adapted) this.deps.log.info({ id: req.id, adapted }, `spec rewritten for ${this.deps.profile.name}`);
+    const c = newContainer(req, spec, this.deps);
     const init = c.init;
     // Exits from here on are kept until the init's pid is known (a runtime wrapper may kill it
     // right after `create`), and held until /tasks/create is out (runc-v2 1.7's preStart).
