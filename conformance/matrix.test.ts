@@ -1,69 +1,12 @@
-// The real conformance matrix as a test: every scenario on every column this host can run
-// (reference io.containerd.runc.v2, tsshim runc, gvisor, kata stand-in; youki and crun when they
-// work here), one uvu test per cell. A cell must pass; not-run and not-supported cells are
-// skipped with their reason; a scenario that fails on the reference fails the run as broken.
+// The real conformance matrix as a test, pod mode (one shim per pod, as runc-v2): every scenario on
+// every column this host can run (reference io.containerd.runc.v2, tsshim runc, gvisor, kata
+// stand-in, youki; crun when it works here). See matrix-cells.ts.
 //
 // The matrix runs once, before the tests are registered (top-level await); the reports go to
 // $TSSHIM_CONFORMANCE_OUT (default /tmp/tsshim-conformance-ci). TSSHIM_CONFORMANCE_SCENARIOS and
-// TSSHIM_CONFORMANCE_HANDLERS narrow the run like the CLI's --scenarios and --handlers;
-// TSSHIM_CONFORMANCE_SHIM_MODE=node runs tsshim's columns through one node daemon (ADR 0018).
+// TSSHIM_CONFORMANCE_HANDLERS narrow the run like the CLI's --scenarios and --handlers.
 import { test } from 'uvu';
-import * as assert from 'uvu/assert';
-import { skipWithReason } from '../test/helpers/skip.js';
-import { selectColumns } from './columns.js';
-import { renderText, writeReports } from './report.js';
-import { runMatrix } from './runner.js';
-import { selectScenarios } from './scenarios/index.js';
+import { registerMatrix } from './matrix-cells.js';
 
-const started = Date.now();
-const report = await runMatrix({
-  columns: selectColumns(process.env.TSSHIM_CONFORMANCE_HANDLERS),
-  scenarios: selectScenarios(process.env.TSSHIM_CONFORMANCE_SCENARIOS),
-  log: (line) => console.log(`[matrix] ${line}`),
-  shimMode: process.env.TSSHIM_CONFORMANCE_SHIM_MODE === 'node' ? 'node' : 'pod',
-});
-const files = writeReports(report, process.env.TSSHIM_CONFORMANCE_OUT ?? '/tmp/tsshim-conformance-ci');
-console.log(renderText(report));
-console.log(`[matrix] ${((Date.now() - started) / 1000).toFixed(0)} s; reports: ${files.json}, ${files.markdown}, ${files.html}`);
-
-test('the reference column ran: io.containerd.runc.v2 is available', () => {
-  const ref = report.columns.find((c) => c.id === 'reference');
-  assert.ok(ref?.available, `reference not run: ${ref?.reason}`);
-});
-
-test('no scenario is broken (fails on the reference)', () => {
-  assert.equal(
-    report.cells.filter((c) => c.status === 'broken').map((c) => `${c.scenario}: ${c.detail}`),
-    [],
-  );
-});
-
-// A peer reference (gVisor's own shim) is a yardstick, not a tsshim verdict: its cells are in the
-// reports ("differs" where it is not runc-v2); the test only checks that it ran at all.
-const peerRefs = selectColumns(process.env.TSSHIM_CONFORMANCE_HANDLERS).filter((c) => c.peerReferenceFor !== undefined);
-for (const col of peerRefs) {
-  const rep = report.columns.find((c) => c.id === col.id)!;
-  if (!rep.available) {
-    skipWithReason(test, `${col.id}: gVisor's own shim as the ${col.peerReferenceFor} yardstick`, `not run: ${rep.reason}`);
-    continue;
-  }
-  test(`${col.id}: gVisor's own shim ran (some cell has an observation)`, () => {
-    const cells = report.cells.filter((c) => c.column === col.id);
-    assert.ok(cells.some((c) => c.observation !== undefined), cells.map((c) => `${c.scenario}: ${c.status} ${c.detail}`).join('\n'));
-  });
-}
-
-for (const cell of report.cells) {
-  if (cell.column === 'reference' || peerRefs.some((c) => c.id === cell.column)) continue;
-  const name = `${cell.scenario} [${cell.column}]`;
-  if (cell.status === 'not-run' || cell.status === 'not-supported') {
-    skipWithReason(test, name, `${cell.status}: ${cell.detail}`);
-    continue;
-  }
-  test(name, () => {
-    const extra = cell.diff?.length ? `\n${cell.diff.join('\n')}` : '';
-    assert.ok(cell.status === 'pass', `${cell.status}: ${cell.detail}${extra}${cell.notes ? `\nnotes: ${JSON.stringify(cell.notes)}` : ''}`);
-  });
-}
-
+await registerMatrix(test, 'pod', process.env.TSSHIM_CONFORMANCE_OUT ?? '/tmp/tsshim-conformance-ci');
 test.run();

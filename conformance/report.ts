@@ -33,6 +33,7 @@ export function headline(r: MatrixReport): string[] {
   };
   const group = (kind: string) => r.columns.filter((c) => kindOf(c) === kind).map(line);
   const out: string[] = [];
+  if (r.shimMode === 'node') out.push("tsshim mode: node (every tsshim column served by the containerd's one node daemon, ADR 0018)");
   const ref = group('reference');
   if (ref.length) out.push(`reference (io.containerd.runc.v2, compared against, not tsshim): ${ref.join('; ')}`);
   out.push(`tsshim's own handlers: ${group('tsshim').join('; ') || 'none'}`);
