@@ -30,6 +30,12 @@ export interface TaskHandler {
   containerCount(): number;
   /** Release everything this handler holds (shim exit). */
   close(): Promise<void>;
+  /**
+   * Node mode, a restarted worker (ADR 0018): take over task `a.id` from its last record and its
+   * kept fds, as the previous worker left it; exits that happened meanwhile arrive through
+   * `os.exits` after this resolves. Handlers without it cannot survive a worker restart.
+   */
+  adopt?(a: import('./custody.js').Adoption): Promise<void>;
 }
 
 /** What the `delete` subcommand reports: containerd's task.DeleteResponse fields. */
@@ -95,6 +101,8 @@ export interface HandlerContext {
   log: import('pino').Logger;
   /** Everything a handler needs from the operating system, solved once in src/sys. */
   os: OsServices;
+  /** Node mode: where fds and task records outlive this worker process (custody.ts); absent in pod mode. */
+  custody?: import('./custody.js').Custody;
 }
 
 /** The OS primitives Node lacks (reaping, mounts, tracked spawns), behind one interface. */
