@@ -369,6 +369,10 @@ export function renderMarkdown(entries: RunEntry[], reruns: RunEntry[] = []): st
     'Other skips are critest\'s own (a feature this host lacks: AppArmor, SELinux, NRI socket, ...), with its message.',
     'Benchmark specs (which critest leaves out of validation runs) are not counted.',
     '',
+    'Each row carries the date and commit of its own run: a row is replaced only when that containerd and handler',
+    'are run again in full, so rows of different dates and commits stand side by side. Focused re-runs (`--focus`)',
+    'are listed in their own section below.',
+    '',
     '| containerd | handler | passed | failed | skipped | critest run (s) | date | commit |',
     '|---|---|---:|---:|---:|---:|---|---|',
   ];
