@@ -59,6 +59,9 @@ async function main(argv: string[]): Promise<number> {
       process.stdout.write(bytes);
       return 0;
     }
+    case 'node-worker':
+      await runNodeWorker(flags);
+      return -1; // keep running
     case 'daemon':
       // The launcher runs containerd's `start` as `daemon` with TSSHIM_LAUNCHER=1 (ADR 0008).
       if (launcherMode) return startAsDaemon(flags);
@@ -106,6 +109,34 @@ async function runDaemon(flags: ShimFlags, listen?: (server: Server) => Promise<
   });
 }
 
+/** Node mode's worker (ADR 0018), started by the supervisor with the channel's sockets as fds 3 and 4. */
+async function runNodeWorker(flags: ShimFlags): Promise<void> {
+  const { createLogger } = await import('./log.js');
+  const { compose } = await import('./composition/root.js');
+  const { reaper } = await import('./sys/reaper.js');
+  const { Worker } = await import('./shim-api/node/worker.js');
+  const log = createLogger({ level: flags.debug || process.env.TSSHIM_DEBUG === '1' ? 'debug' : 'info', base: { runtime: RUNTIME_TYPE, mode: 'node', role: 'worker' } });
+  process.on('uncaughtException', (err) => log.error({ err: err.stack ?? String(err) }, 'uncaught exception (worker keeps serving)'));
+  process.on('unhandledRejection', (err) => log.error({ err: err instanceof Error ? err.stack : String(err) }, 'unhandled rejection (worker keeps serving)'));
+  // Ended by its supervisor (reload) or an operator: leave every container as it is.
+  process.on('SIGTERM', () => process.exit(0));
+  const worker = new Worker(
+    {
+      log,
+      containerdAddress: flags.address,
+      compose: (namespace, socket, exits, custody) =>
+        compose({ namespace, log: log.child({ namespace }), ttrpcAddress: process.env.TTRPC_ADDRESS, containerdAddress: flags.address, publishBinary: flags.publishBinary, debug: flags.debug, socket, exits, custody }),
+      startReaping: (onExit) => {
+        reaper.on('exit', onExit);
+        reaper.start({ subreaper: false });
+      },
+    },
+    { msgFd: 3, fdSock: 4 },
+  );
+  worker.start();
+  log.info({ pid: process.pid, containerd: flags.address, version: version() }, 'node worker started');
+}
+
 /** Only peers with our uid and gid (SO_PEERCRED) may talk to a shim socket. */
 function peerAuthorizer(peerCredentials: (fd: number) => { uid: number; gid: number }): (socket: import('node:net').Socket) => void {
   const uid = process.geteuid?.() ?? 0;
@@ -151,7 +182,7 @@ async function startNodeMode(flags: ShimFlags, answer: (text: string, done: bool
     answer(address, true);
     return 0;
   }
-  // This process is the daemon now: off containerd's pipes, into the node log, out of the bundle.
+  // This process is the supervisor now: off containerd's pipes, into the node log, out of the bundle.
   await fsp.mkdir(node.NODE_LOG_DIR, { recursive: true, mode: 0o755 });
   const devNull = fs.openSync('/dev/null', 'r+');
   const logFd = fs.openSync(paths.log, fs.constants.O_WRONLY | fs.constants.O_APPEND | fs.constants.O_CREAT, 0o600);
@@ -163,31 +194,33 @@ async function startNodeMode(flags: ShimFlags, answer: (text: string, done: bool
   process.chdir(paths.dir);
   if (Number.isInteger(containerdPid) && containerdPid > 0) boot.adjustOomScore(process.pid, containerdPid);
   const { createLogger } = await import('./log.js');
-  const { compose } = await import('./composition/root.js');
   const { reaper } = await import('./sys/reaper.js');
-  const log = createLogger({ level: flags.debug || process.env.TSSHIM_DEBUG === '1' ? 'debug' : 'info', base: { runtime: RUNTIME_TYPE, mode: 'node' } });
-  process.on('uncaughtException', (err) => log.error({ err: err.stack ?? String(err) }, 'uncaught exception (daemon keeps serving)'));
-  process.on('unhandledRejection', (err) => log.error({ err: err instanceof Error ? err.stack : String(err) }, 'unhandled rejection (daemon keeps serving)'));
+  const { Supervisor } = await import('./shim-api/node/supervisor.js');
+  const log = createLogger({ level: flags.debug || process.env.TSSHIM_DEBUG === '1' ? 'debug' : 'info', base: { runtime: RUNTIME_TYPE, mode: 'node', role: 'supervisor' } });
+  process.on('uncaughtException', (err) => log.error({ err: err.stack ?? String(err) }, 'uncaught exception (supervisor keeps serving)'));
+  process.on('unhandledRejection', (err) => log.error({ err: err instanceof Error ? err.stack : String(err) }, 'unhandled rejection (supervisor keeps serving)'));
+  // The only child subreaper: container processes re-parent here, whichever worker started them.
   reaper.start();
-  const daemon = new node.NodeDaemon({
+  const script = process.argv[1]!;
+  const supervisor = new Supervisor({
     log,
     version: version(),
     containerdAddress: flags.address,
     paths,
     authorize: peerAuthorizer(libc.peerCredentials),
-    compose: (namespace, socket) =>
-      compose({
-        namespace,
-        log: log.child({ namespace }),
-        ttrpcAddress: process.env.TTRPC_ADDRESS,
-        containerdAddress: flags.address,
-        publishBinary: flags.publishBinary,
-        debug: flags.debug,
-        socket,
-      }),
+    exits: reaper,
+    workerArgv: () => [
+      ...process.execArgv,
+      script,
+      '-address', flags.address,
+      ...(flags.publishBinary ? ['-publish-binary', flags.publishBinary] : []),
+      ...(flags.debug ? ['-debug'] : []),
+      'node-worker',
+    ],
   });
-  await daemon.listenControl(control);
-  const address = await daemon.serveNamespace(flags.namespace);
+  await supervisor.listenControl(control);
+  const address = await supervisor.serveNamespace(flags.namespace);
+  supervisor.startWorker();
   fs.writeFileSync(path.join(bundle, 'address'), address);
   answer(address, true);
   let exiting = false;
@@ -195,13 +228,13 @@ async function startNodeMode(flags: ShimFlags, answer: (text: string, done: bool
     if (exiting) return;
     exiting = true;
     log.info({ reason }, 'node daemon exiting');
-    await daemon.close();
+    await supervisor.close();
     reaper.stop();
     process.exit(0);
   };
   process.on('SIGTERM', () => void exit('SIGTERM'));
   process.on('SIGINT', () => void exit('SIGINT'));
-  log.info({ pid: process.pid, containerd: flags.address, control: paths.control, version: version() }, 'node daemon serving');
+  log.info({ pid: process.pid, containerd: flags.address, control: paths.control, version: version() }, 'node daemon supervisor serving');
   return -1; // keep running
 }
 

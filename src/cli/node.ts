@@ -2,15 +2,15 @@
  * `tsshim node status [--json] [--address ADDR]`: the node daemon (ADR 0018) of the containerd at
  * ADDR (default /run/containerd/containerd.sock), asked over its control socket.
  */
-import { askStatus, nodePaths, type NodeStatus } from '../shim-api/bootstrap/node.js';
+import { askReload, askStatus, nodePaths, type NodeStatus } from '../shim-api/bootstrap/node.js';
 
 export const DEFAULT_CONTAINERD_ADDRESS = '/run/containerd/containerd.sock';
 
 export function renderStatus(s: NodeStatus): string {
   const lines = [
     `node daemon of ${s.containerdAddress} (tsshim ${s.version})`,
-    `  supervisor pid: ${s.supervisorPid ?? '- (supervisor and worker are one process)'}`,
-    `  worker pid:     ${s.workerPid}`,
+    `  supervisor pid: ${s.supervisorPid ?? '-'}`,
+    `  worker pid:     ${s.workerPid ?? '- (restarting)'}`,
     `  uptime:         ${s.uptimeSeconds} s (since ${s.startedAt}), restarts: ${s.restarts}`,
     `  tasks:          ${s.tasks.length}`,
   ];
@@ -35,5 +35,32 @@ export async function nodeStatus(opts: { json: boolean; address?: string }): Pro
     return 1;
   }
   process.stdout.write(opts.json ? JSON.stringify(s, null, 2) + '\n' : renderStatus(s));
+  return 0;
+}
+
+/** Replace the worker (upgrade); waits until the new one serves. */
+export async function nodeReload(opts: { json: boolean; address?: string }): Promise<number> {
+  const address = opts.address ?? DEFAULT_CONTAINERD_ADDRESS;
+  const paths = nodePaths(address);
+  let r: { oldWorkerPid: number | null; restarts: number };
+  try {
+    r = await askReload(paths.control);
+  } catch (err) {
+    process.stderr.write(`tsshim: node reload: ${(err as Error).message} (containerd ${address}, control socket ${paths.control})\n`);
+    return 1;
+  }
+  // The supervisor starts the next worker at once; report it when it serves.
+  const deadline = Date.now() + 30_000;
+  let s: NodeStatus | undefined;
+  while (Date.now() < deadline) {
+    s = await askStatus(paths.control).catch(() => undefined);
+    if (s?.workerPid && s.workerReady && s.workerPid !== r.oldWorkerPid) break;
+    await new Promise((res) => setTimeout(res, 100));
+  }
+  if (!s?.workerPid || !s.workerReady || s.workerPid === r.oldWorkerPid) {
+    process.stderr.write(`tsshim: node reload: no new worker within 30 s (old worker ${r.oldWorkerPid}); see ${paths.log}\n`);
+    return 1;
+  }
+  process.stdout.write(opts.json ? JSON.stringify({ oldWorkerPid: r.oldWorkerPid, workerPid: s.workerPid, restarts: s.restarts }) + '\n' : `worker ${r.oldWorkerPid} replaced by ${s.workerPid}\n`);
   return 0;
 }

@@ -5,7 +5,7 @@
  *   tsshim config containerd [--version 1.6|1.7|2] [--handlers a,b] [--config-dir DIR]
  *   tsshim config handlers --out DIR [--handlers a,b] [--force]
  *   tsshim config runtimeclass [--handlers a,b]
- *   tsshim node status [--json] [--address ADDR]
+ *   tsshim node status|reload [--json] [--address ADDR]
  *
  * Everything comes from the one handler list (src/composition/registry.ts): plain
  * definitions whose task code loads lazily, and no inversify container, so start-up stays light.
@@ -37,6 +37,9 @@ const USAGE = `usage:
   tsshim node status [--json] [--address ADDR]
       The node daemon (node mode) of the containerd at ADDR (default
       /run/containerd/containerd.sock): pids, uptime, restarts, tasks by namespace and handler.
+  tsshim node reload [--json] [--address ADDR]
+      Replace the node daemon's worker with one running the tsshim installed now (an upgrade):
+      containers, containerd's connections and stdio stay with the supervisor.
   tsshim --version
 
 LIST is comma-separated handler types or entry names (${registry.map((e) => e.type).join(', ')}; e.g. tsshim-gvisor for gvisor).
@@ -195,10 +198,11 @@ export async function main(argv: string[]): Promise<number> {
         return await config(rest);
       case 'node': {
         const [what, ...more] = rest;
-        if (what !== 'status') throw new UsageError(what ? `unknown node command "${what}"` : 'node needs a command: status');
+        if (what !== 'status' && what !== 'reload') throw new UsageError(what ? `unknown node command "${what}"` : 'node needs a command: status or reload');
         const { values } = parse(more, { json: { type: 'boolean' }, address: { type: 'string' } });
-        const { nodeStatus } = await import('./node.js');
-        return await nodeStatus({ json: values.json === true, address: values.address as string | undefined });
+        const cli = await import('./node.js');
+        const opts = { json: values.json === true, address: values.address as string | undefined };
+        return what === 'status' ? await cli.nodeStatus(opts) : await cli.nodeReload(opts);
       }
       case '--version':
       case 'version':

@@ -81,18 +81,33 @@ export class ConfiguredResolver implements HandlerResolver {
   async resolve(sel: HandlerSelection): Promise<TaskHandler> {
     const cfg = await selectConfig(sel, this.ctx.log);
     if (cfg.debug && this.ctx.log.level !== 'debug' && this.ctx.log.level !== 'trace') this.ctx.log.level = 'debug';
-    // One instance per distinct config, also when two Creates race for it (the factory loads asynchronously).
-    const key = JSON.stringify(cfg.handler);
-    let pending = this.instances.get(key);
-    if (!pending) {
-      pending = this.factory(cfg.handler, cfg.source).then((f) => f.create(cfg.handler, this.ctx));
-      this.instances.set(key, pending);
-      pending.catch(() => this.instances.delete(key)); // bad options: nothing to keep, the caller gets the error
-    }
-    const handler = await pending;
+    const handler = await this.instance(cfg.handler, cfg.source);
     await fsp.writeFile(path.join(sel.bundle, BUNDLE_STATE_FILE), JSON.stringify({ handler: cfg.handler }), { mode: 0o600 });
     this.ctx.log.info({ id: sel.id, handler: cfg.handler.name, type: cfg.handler.type, source: cfg.source }, 'handler selected');
     return handler;
+  }
+
+  async forBundle(bundle: string): Promise<TaskHandler> {
+    const source = path.join(bundle, BUNDLE_STATE_FILE);
+    let config: HandlerConfig;
+    try {
+      config = (JSON.parse(await fsp.readFile(source, 'utf8')) as { handler: HandlerConfig }).handler;
+    } catch (err) {
+      throw failedPrecondition(`cannot read the handler a task recorded in ${source}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+    return this.instance(config, source);
+  }
+
+  /** One handler instance per distinct config, also when two callers race for it (factories load asynchronously). */
+  private instance(config: HandlerConfig, source: string): Promise<TaskHandler> {
+    const key = JSON.stringify(config);
+    let pending = this.instances.get(key);
+    if (!pending) {
+      pending = this.factory(config, source).then((f) => f.create(config, this.ctx));
+      this.instances.set(key, pending);
+      pending.catch(() => this.instances.delete(key)); // bad options: nothing to keep, the caller gets the error
+    }
+    return pending;
   }
 
   async cleanup(bundle: string, id: string): Promise<CleanupResult> {

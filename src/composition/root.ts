@@ -7,6 +7,7 @@ import type { Logger } from 'pino';
 import type { HandlerContext, HandlerResolver, OsServices } from '../shim-api/handler.js';
 import type { HandlerDefinition } from '../shim-api/definition.js';
 import type { EventPublisher } from '../shim-api/events.js';
+import type { Custody } from '../shim-api/custody.js';
 import { TtrpcEventPublisher } from '../shim-api/events.js';
 import { reaper } from '../sys/reaper.js';
 import { mountAll, unmountAll } from '../sys/mount.js';
@@ -27,6 +28,10 @@ export interface RootOptions {
   socket?: string;
   /** the handler definitions (default: the registry) */
   definitions?: readonly HandlerDefinition[];
+  /** where exits come from (default: this process's reaper); node mode's worker merges its supervisor's */
+  exits?: OsServices['exits'];
+  /** node mode's worker: what outlives it (ADR 0018) */
+  custody?: Custody;
 }
 
 const noPublisher: EventPublisher = {
@@ -34,11 +39,11 @@ const noPublisher: EventPublisher = {
   async close() {},
 };
 
-export function osServices(): OsServices {
+export function osServices(exits: OsServices['exits'] = reaper): OsServices {
   return {
     run: (file, args, opts) => reaper.run(file, args, opts),
     spawn: (file, args, opts) => reaper.spawnTracked(file, args, opts),
-    exits: reaper,
+    exits,
     mountAll,
     unmountAll,
   };
@@ -50,7 +55,7 @@ export function buildContainer(opts: RootOptions): Container {
   c.bind<EventPublisher>(Publisher).toConstantValue(
     opts.ttrpcAddress ? new TtrpcEventPublisher(opts.ttrpcAddress, opts.namespace, opts.log.child({ component: 'events' })) : noPublisher,
   );
-  c.bind<OsServices>(Os).toDynamicValue(() => osServices()).inSingletonScope();
+  c.bind<OsServices>(Os).toDynamicValue(() => osServices(opts.exits)).inSingletonScope();
   c.bind<HandlerContext>(Context)
     .toDynamicValue((ctx) => ({
       namespace: opts.namespace,
@@ -64,6 +69,7 @@ export function buildContainer(opts: RootOptions): Container {
       publisher: ctx.get<EventPublisher>(Publisher),
       log: ctx.get<Logger>(Log),
       os: ctx.get<OsServices>(Os),
+      ...(opts.custody ? { custody: opts.custody } : {}),
     }))
     .inSingletonScope();
   // The one handler list, bound whole (no multi-binding beside it: ADR 0009).

@@ -62,6 +62,8 @@ export interface HandlerResolver {
    * force-remove what the task left behind, using the state its handler recorded in the bundle.
    */
   cleanup(bundle: string, id: string): Promise<CleanupResult>;
+  /** Node mode, a restarted worker: the handler that serves the task of `bundle` (the config it recorded there). */
+  forBundle?(bundle: string): Promise<TaskHandler>;
   /**
    * `-info`: the runtime features of the handler these runtime options select (no bundle, no
    * task, no annotations: containerd 2.x's CRI asks once per runtime handler at start-up).

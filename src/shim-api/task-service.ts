@@ -59,6 +59,34 @@ export class TaskService {
     return this.owners.size;
   }
 
+  /** The bundle of task `id` (node mode records it with the task). */
+  bundleOf(id: string): string | undefined {
+    return this.bundles.get(id);
+  }
+
+  /** The handler name of task `id`. */
+  handlerOf(id: string): string | undefined {
+    return this.owners.get(id)?.name;
+  }
+
+  /**
+   * Node mode, a restarted worker (ADR 0018): take task `id` over from the worker before, through
+   * the handler its bundle names (the resolver reads it back) and that handler's `adopt`.
+   */
+  adopt(id: string, bundle: string, a: import('./custody.js').Adoption): Promise<void> {
+    validateId(id);
+    return this.locks.run(id, async () => {
+      if (this.owners.has(id)) throw alreadyExists(`container ${id}: already exists`);
+      if (!this.opts.resolver.forBundle) throw failedPrecondition('this resolver cannot find a bundle\'s handler');
+      const handler = await this.opts.resolver.forBundle(bundle);
+      if (!handler.adopt) throw failedPrecondition(`handler ${handler.name} cannot take over a running task (no adopt)`);
+      await handler.adopt(a);
+      this.handlers.add(handler);
+      this.owners.set(id, handler);
+      this.bundles.set(id, bundle);
+    });
+  }
+
   /** The tasks served now and the handler of each (node status). */
   tasks(): Array<{ id: string; handler: string }> {
     return [...this.owners].map(([id, h]) => ({ id, handler: h.name }));

@@ -168,6 +168,7 @@ interface Libc {
   close: CFn;
   flock: CFn;
   pipe2: CFn;
+  socketpair: CFn;
   open: CFn;
   posix_openpt: CFn;
   grantpt: CFn;
@@ -203,6 +204,7 @@ function lib(): Libc {
     close: f('int close(int fd)'),
     flock: f('int flock(int fd, int operation)'),
     pipe2: f('int pipe2(_Out_ int *fds, int flags)'),
+    socketpair: f('int socketpair(int domain, int type, int protocol, _Out_ int *fds)'),
     open: f('int open(const char *path, int flags, ...)'),
     posix_openpt: f('int posix_openpt(int flags)'),
     grantpt: f('int grantpt(int fd)'),
@@ -429,6 +431,17 @@ export function openPty(): { master: number; slave: number; name: string } {
 export function pipe(): [number, number] {
   const fds = new Int32Array(2);
   if (lib().pipe2(fds, 0o2000000 /* O_CLOEXEC */) !== 0) fail('pipe2');
+  return [fds[0]!, fds[1]!];
+}
+
+/**
+ * socketpair(AF_UNIX, type|CLOEXEC): 'stream' for a byte channel (e.g. one ttrpc connection),
+ * 'seqpacket' where message boundaries matter (fds passed with a name, one per message).
+ */
+export function socketPair(type: 'stream' | 'seqpacket' = 'stream'): [number, number] {
+  const fds = new Int32Array(2);
+  const t = (type === 'stream' ? SOCK_STREAM : 5 /* SOCK_SEQPACKET */) | SOCK_CLOEXEC;
+  if (lib().socketpair(AF_UNIX, t, 0, fds) !== 0) fail('socketpair');
   return [fds[0]!, fds[1]!];
 }
 

@@ -117,10 +117,13 @@ export class Reaper extends EventEmitter<{ exit: [ExitEvent] }> {
     this.sweep();
   };
 
-  /** setChildSubreaper(), SIGCHLD handler, initial sweep. Idempotent. */
-  start(): void {
+  /**
+   * setChildSubreaper() (unless `subreaper: false`: node mode's worker leaves that role to its
+   * supervisor, ADR 0018), SIGCHLD handler, initial sweep. Idempotent.
+   */
+  start(opts: { subreaper?: boolean } = {}): void {
     if (this.started) return;
-    setChildSubreaper();
+    if (opts.subreaper !== false) setChildSubreaper();
     process.on('SIGCHLD', this.onSigchld);
     this.started = true;
     startedReapers.add(this);

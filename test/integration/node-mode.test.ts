@@ -37,10 +37,11 @@ t.before(async (ctx) => {
 t.after(async (ctx) => {
   const status = ctx.cd ? await nodeStatus(ctx.cd).catch(() => undefined) : undefined;
   await ctx.cd?.stop();
-  // The daemon outlives its tasks by design: end it like an operator would (SIGTERM).
-  if (status && isAlive(status.workerPid)) {
-    process.kill(status.workerPid, 'SIGTERM');
-    await waitFor(() => !isAlive(status.workerPid), 10_000);
+  // The daemon outlives its tasks by design: end it like an operator would (SIGTERM to its supervisor).
+  const pid = status?.supervisorPid;
+  if (pid && isAlive(pid)) {
+    process.kill(pid, 'SIGTERM');
+    await waitFor(() => !isAlive(pid) && (!status.workerPid || !isAlive(status.workerPid)), 10_000);
   }
   if (ctx.savedConfig === undefined) delete process.env.TSSHIM_CONFIG;
   else process.env.TSSHIM_CONFIG = ctx.savedConfig;
@@ -78,8 +79,9 @@ t('one daemon serves every task of two namespaces; the same id in both is two ta
   await runDetached(cd, image, ids[2]!, NS_B); // same id, other namespace
   const s = await nodeStatus(cd);
   assert.is(s.mode, 'node');
-  assert.ok(isAlive(s.workerPid), 'the worker pid lives');
-  assert.equal(shimProcesses(cd), [s.workerPid], 'one shim process for this containerd: the daemon');
+  assert.ok(s.supervisorPid && isAlive(s.supervisorPid), 'the supervisor lives');
+  assert.ok(s.workerPid && isAlive(s.workerPid), 'the worker lives');
+  assert.equal(shimProcesses(cd), [s.supervisorPid!, s.workerPid!].sort((a, b) => a - b), 'two shim processes for this containerd: supervisor and worker');
   assert.equal(s.namespaces[cd.namespace]?.tasks, 3);
   assert.equal(s.namespaces[NS_B]?.tasks, 1);
   assert.equal(s.namespaces[cd.namespace]?.byHandler, { runc: 3 });
@@ -104,11 +106,12 @@ t('one daemon serves every task of two namespaces; the same id in both is two ta
   for (const id of ids.slice(0, 2)) await removeTask(cd, id);
   const after = await nodeStatus(cd);
   assert.is(after.workerPid, s.workerPid, 'same daemon after Shutdowns');
+  assert.is(after.supervisorPid, s.supervisorPid);
   assert.equal(after.tasks.map((x) => `${x.namespace}/${x.id}`), [`${cd.namespace}/${ids[2]}`]);
   const ps = await cd.ctr(['task', 'ps', ids[2]!]);
   assert.is(ps.exitCode, 0, `the remaining task still answers: ${ps.stderr}`);
   await removeTask(cd, ids[2]!);
-  assert.ok(isAlive(s.workerPid), 'the daemon outlives its last task (the next start is cheap)');
+  assert.ok(isAlive(s.supervisorPid!) && isAlive(s.workerPid!), 'the daemon outlives its last task (the next start is cheap)');
   assert.is((await nodeStatus(cd)).tasks.length, 0);
 });
 

@@ -1,0 +1,157 @@
+/**
+ * One containerd connection as node mode's supervisor holds it (ADR 0018): containerd talks to the
+ * supervisor, which outlives workers; each worker gets its own socketpair for the connection and
+ * serves it with the ordinary ttrpc server. The supervisor forwards whole frames only, so a worker
+ * that dies mid-frame never leaves half a message on containerd's stream, and it remembers the
+ * requests in flight: when a worker dies, idempotent ones go to the next worker again, the others
+ * are answered Unavailable (their effect, if any, is in the task's record).
+ */
+import net from 'node:net';
+import { Code } from '../../ttrpc/codes.js';
+import { FrameDecoder, MESSAGE_TYPE, encodeFrame, DEFAULT_MAX_MESSAGE_SIZE, type Frame } from '../../ttrpc/channel.js';
+import { decodeRequest, encodeResponse } from '../../ttrpc/wire.js';
+import { socketPair, closeFd } from '../../sys/libc.js';
+
+/** Methods a new worker may serve again: asking twice changes nothing. */
+const REPLAYABLE = new Set(['Wait', 'State', 'Pids', 'Stats', 'Connect', 'ResizePty', 'CloseIO', 'Shutdown']);
+/** Requests of one connection waiting for a worker, at most (containerd sends a few at a time). */
+export const MAX_PENDING = 1024;
+
+interface Pending {
+  method: string;
+  frame: Buffer;
+}
+
+export class ProxyConn {
+  private readonly fromClient = new FrameDecoder(DEFAULT_MAX_MESSAGE_SIZE);
+  private fromWorker = new FrameDecoder(Number.MAX_SAFE_INTEGER);
+  private readonly pending = new Map<number, Pending>();
+  private worker?: net.Socket;
+  private closed = false;
+  private clientPaused = false;
+  private workerPaused = false;
+
+  constructor(
+    readonly id: number,
+    readonly namespace: string,
+    private readonly client: net.Socket,
+    private readonly onClose: (c: ProxyConn) => void,
+  ) {
+    client.on('data', (chunk: Buffer) => this.onClientData(chunk));
+    client.on('error', () => undefined);
+    client.on('close', () => this.close());
+  }
+
+  /** A socketpair for a (new) worker: ours is wired here; the other end goes to the worker. */
+  attachWorker(): number {
+    const [mine, theirs] = socketPair('stream');
+    let s: net.Socket;
+    try {
+      s = new net.Socket({ fd: mine, readable: true, writable: true });
+    } catch (err) {
+      closeFd(mine);
+      closeFd(theirs);
+      throw err;
+    }
+    this.worker = s;
+    this.workerPaused = false;
+    if (this.clientPaused) {
+      this.clientPaused = false;
+      this.client.resume();
+    }
+    this.fromWorker = new FrameDecoder(Number.MAX_SAFE_INTEGER);
+    s.on('data', (chunk: Buffer) => this.onWorkerData(chunk));
+    s.on('error', () => undefined);
+    s.on('close', () => {
+      if (this.worker === s) this.workerGone();
+    });
+    // Replay what the last worker left unanswered and may be asked again.
+    for (const p of this.pending.values()) s.write(p.frame);
+    return theirs;
+  }
+
+  private onClientData(chunk: Buffer): void {
+    for (const f of this.fromClient.push(chunk)) this.fromClientFrame(f);
+  }
+
+  private fromClientFrame(f: Frame): void {
+    if (f.oversized !== undefined) {
+      this.answer(f.streamId, Code.ResourceExhausted, `message length ${f.oversized} exceed maximum message size of ${DEFAULT_MAX_MESSAGE_SIZE}`);
+      return;
+    }
+    const frame = encodeFrame(f.streamId, f.type, f.flags, f.payload);
+    if (f.type === MESSAGE_TYPE.Request) {
+      if (this.pending.size >= MAX_PENDING) {
+        this.answer(f.streamId, Code.ResourceExhausted, `tsshim: more than ${MAX_PENDING} requests in flight on one connection`);
+        return;
+      }
+      let method = '';
+      try {
+        method = decodeRequest(f.payload).method;
+      } catch {
+        /* the worker's server answers the malformed request */
+      }
+      this.pending.set(f.streamId, { method, frame });
+    }
+    const w = this.worker;
+    if (w && !w.destroyed && !w.write(frame) && !this.clientPaused) {
+      this.clientPaused = true;
+      this.client.pause();
+      w.once('drain', () => {
+        this.clientPaused = false;
+        this.client.resume();
+      });
+    }
+  }
+
+  private onWorkerData(chunk: Buffer): void {
+    for (const f of this.fromWorker.push(chunk)) {
+      if (f.type === MESSAGE_TYPE.Response) this.pending.delete(f.streamId);
+      const w = this.worker;
+      if (!this.client.write(encodeFrame(f.streamId, f.type, f.flags, f.payload)) && w && !this.workerPaused) {
+        this.workerPaused = true;
+        w.pause();
+        this.client.once('drain', () => {
+          this.workerPaused = false;
+          w.resume();
+        });
+      }
+    }
+  }
+
+  /** The worker died: what cannot be asked again is answered now; the rest waits for the next one. */
+  private workerGone(): void {
+    this.worker = undefined;
+    for (const [streamId, p] of [...this.pending]) {
+      if (REPLAYABLE.has(p.method)) continue;
+      this.pending.delete(streamId);
+      this.answer(streamId, Code.Unavailable, `tsshim node worker stopped while ${p.method || 'a request'} ran; what it did, if anything, is kept: check the task's state`);
+    }
+  }
+
+  private answer(streamId: number, code: Code, message: string): void {
+    if (this.closed) return;
+    this.client.write(encodeFrame(streamId, MESSAGE_TYPE.Response, 0, encodeResponse({ status: { code, message }, payload: new Uint8Array(0) })));
+  }
+
+  get inFlight(): number {
+    return this.pending.size;
+  }
+
+  /** Requests in flight that a worker's death would answer Unavailable. */
+  get inFlightUnreplayable(): number {
+    let n = 0;
+    for (const p of this.pending.values()) if (!REPLAYABLE.has(p.method)) n++;
+    return n;
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.client.destroy();
+    this.worker?.destroy();
+    this.worker = undefined;
+    this.pending.clear();
+    this.onClose(this);
+  }
+}

@@ -1,0 +1,426 @@
+/**
+ * Node mode's supervisor (ADR 0018): the small process that must not die. It holds everything
+ * containerd and the containers depend on, so that the worker, which runs handler code, backend
+ * commands and stdio copying, can be SIGKILLed or upgraded at any moment:
+ * - the listening sockets (control, one per namespace) and every accepted containerd connection
+ *   (proxy.ts: whole frames only, requests in flight remembered);
+ * - the child-subreaper role: container processes re-parent here; their exits are reaped here and
+ *   forwarded to the worker, kept until it acknowledges them, replayed to the next worker;
+ * - a duplicate of every fd a task needs (custody), and each task's record, handed to the next
+ *   worker, which adopts the tasks before it is given any connection.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { watch, type FSWatcher } from 'node:fs';
+import fsp from 'node:fs/promises';
+import net from 'node:net';
+import path from 'node:path';
+import type { Logger } from 'pino';
+import { Server } from '../../ttrpc/index.js';
+import { closeFd, socketPair } from '../../sys/libc.js';
+import type { ExitEvent } from '../../sys/reaper.js';
+import { failedPrecondition, invalidArgument } from '../errors.js';
+import { isIdentifier } from '../identifiers.js';
+import { bindSocket, isServing, socketIdentity, toAddress, unlinkOwnSocket, withSocketLock, type SocketIdentity } from '../bootstrap/address.js';
+import { CONTROL_SERVICE, namespaceSocket, type NodePaths, type NodeStatus } from '../bootstrap/node.js';
+import { Channel, type Message } from './channel.js';
+import { ProxyConn } from './proxy.js';
+
+/** Exits kept for a worker that has not acknowledged them, at most (oldest dropped, logged). */
+export const MAX_UNACKED_EXITS = 65_536;
+const RESTART_DELAYS_MS = [0, 100, 250, 500, 1000, 2000, 5000];
+
+export interface SupervisorDeps {
+  log: Logger;
+  version: string;
+  containerdAddress: string;
+  paths: NodePaths;
+  /** throws unless the peer may talk to us (SO_PEERCRED) */
+  authorize: (socket: net.Socket) => void;
+  /** argv (after the node executable) that runs a worker; read at each (re)start, so a rebuilt tsshim is what starts */
+  workerArgv: () => string[];
+  /** exits of foreign children (the reaper's 'exit' events) */
+  exits: { on(event: 'exit', fn: (e: ExitEvent) => void): unknown };
+  socketLock?: string;
+}
+
+interface Space {
+  namespace: string;
+  sock: string;
+  address: string;
+  server: net.Server;
+  own?: SocketIdentity;
+  rebinds: number;
+  healing?: Promise<string>;
+}
+
+interface TaskRecord {
+  namespace: string;
+  id: string;
+  bundle: string;
+  handler: string;
+  record: unknown;
+}
+
+interface Worker {
+  child: ChildProcess;
+  channel: Channel;
+  ready: boolean;
+  startedAt: number;
+}
+
+export class Supervisor {
+  private readonly spaces = new Map<string, Promise<Space>>();
+  private readonly ready: Space[] = [];
+  private readonly control: Server;
+  private controlOwn?: SocketIdentity;
+  private readonly conns = new Map<number, ProxyConn>();
+  private nextConn = 1;
+  private worker?: Worker;
+  private restarts = 0;
+  private restartTimer?: NodeJS.Timeout;
+  private readonly fds = new Map<string, number>();
+  private readonly records = new Map<string, TaskRecord>();
+  private readonly unacked = new Map<number, ExitEvent>();
+  private exitSeq = 0;
+  private readonly startedAt = new Date();
+  private closing = false;
+  private watcher?: FSWatcher;
+  private statusWaiters = new Map<number, (tasks: NodeStatus['tasks'] | undefined) => void>();
+  private statusSeq = 0;
+
+  constructor(private readonly deps: SupervisorDeps) {
+    this.control = new Server({ authorize: deps.authorize, onError: (err, where) => deps.log.warn({ err: String(err), where }, 'control: ttrpc error') });
+    const enc = (v: unknown) => new TextEncoder().encode(JSON.stringify(v));
+    const dec = (b: Uint8Array): Record<string, unknown> => (b.length === 0 ? {} : (JSON.parse(new TextDecoder().decode(b)) as Record<string, unknown>));
+    this.control.register(CONTROL_SERVICE, {
+      Serve: async (payload) => {
+        const { namespace } = dec(payload);
+        if (typeof namespace !== 'string' || !isIdentifier(namespace)) throw invalidArgument(`Serve: namespace ${JSON.stringify(namespace)} is not a containerd identifier`);
+        return enc({ address: await this.serveNamespace(namespace) });
+      },
+      Status: async () => enc(await this.status()),
+      Reload: async () => enc(await this.reload()),
+    });
+    deps.exits.on('exit', (e) => this.onExit(e));
+  }
+
+  // --- sockets ---
+
+  async listenControl(fd: number): Promise<void> {
+    await this.control.listen({ fd });
+    this.controlOwn = await socketIdentity(this.deps.paths.control);
+  }
+
+  serveNamespace(namespace: string): Promise<string> {
+    if (this.closing) return Promise.reject(failedPrecondition('tsshim node daemon is shutting down'));
+    let space = this.spaces.get(namespace);
+    if (!space) {
+      space = this.openSpace(namespace);
+      this.spaces.set(namespace, space);
+      space.catch(() => this.spaces.delete(namespace));
+      return space.then((s) => s.address);
+    }
+    return space.then((s) => this.ensureSocketFile(s));
+  }
+
+  private async openSpace(namespace: string): Promise<Space> {
+    const sock = namespaceSocket(this.deps.containerdAddress, namespace);
+    const fd = await this.bindFresh(sock, undefined);
+    if (fd === undefined) throw failedPrecondition(`${sock} is served already`);
+    const server = net.createServer({ pauseOnConnect: true }, (socket) => this.accept(namespace, socket));
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen({ fd }, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    }).catch((err: unknown) => {
+      closeFd(fd);
+      throw err;
+    });
+    server.on('error', (err) => this.deps.log.warn({ err: String(err), namespace }, 'node daemon: listen error'));
+    const space: Space = { namespace, sock, address: toAddress(sock), server, own: await socketIdentity(sock), rebinds: 0 };
+    this.ready.push(space);
+    this.watchSocketDir(sock);
+    this.worker?.channel.send({ t: 'namespace', ns: namespace });
+    this.deps.log.info({ namespace, socket: sock }, 'node daemon: serving namespace');
+    return space;
+  }
+
+  /** Under the socket lock: a fresh listening socket at sock, unless `own` (ours) still serves there. */
+  private bindFresh(sock: string, own: SocketIdentity | undefined): Promise<number | undefined> {
+    return withSocketLock<number | undefined>(async () => {
+      if (await isServing(sock)) {
+        const now = await socketIdentity(sock);
+        if (own && now && now.dev === own.dev && now.ino === own.ino) return undefined;
+        throw failedPrecondition(`another process serves ${sock}: is a second tsshim node daemon running for ${this.deps.containerdAddress}?`);
+      }
+      await fsp.rm(sock, { force: true });
+      return bindSocket(sock);
+    }, { lockFile: this.deps.socketLock });
+  }
+
+  /**
+   * The namespace's socket file must still be the one we listen on: programs that run in our bundles
+   * (runc-v2 and Kata's shim as delegates) remove the socket named in a bundle's `address` file
+   * when they exit, and containerd dials that file's address when it restarts. Bind it again.
+   */
+  private ensureSocketFile(s: Space): Promise<string> {
+    const run = (s.healing ?? Promise.resolve('')).catch(() => '').then(() => this.healSocketFile(s));
+    s.healing = run;
+    return run;
+  }
+
+  private async healSocketFile(s: Space): Promise<string> {
+    const now = await socketIdentity(s.sock);
+    if (now && s.own && now.dev === s.own.dev && now.ino === s.own.ino) return s.address;
+    const fd = await this.bindFresh(s.sock, s.own);
+    if (fd === undefined) return s.address;
+    const server = net.createServer({ pauseOnConnect: true }, (socket) => this.accept(s.namespace, socket));
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen({ fd }, () => resolve());
+    }).catch((err: unknown) => {
+      closeFd(fd);
+      throw err;
+    });
+    const old = s.server;
+    s.server = server;
+    s.own = await socketIdentity(s.sock);
+    s.rebinds += 1;
+    old.close();
+    this.deps.log.warn({ namespace: s.namespace, socket: s.sock, rebinds: s.rebinds }, 'node daemon: the namespace socket file was removed by someone else; bound it again');
+    return s.address;
+  }
+
+  private watchSocketDir(sock: string): void {
+    if (this.watcher) return;
+    try {
+      this.watcher = watch(path.dirname(sock), { persistent: false }, (_event, name) => {
+        if (this.closing || !name) return;
+        const s = this.ready.find((x) => path.basename(x.sock) === String(name));
+        if (s) void this.ensureSocketFile(s).catch((err: unknown) => this.deps.log.error({ err: String(err), socket: s.sock }, 'node daemon: cannot bind the namespace socket again'));
+      });
+      this.watcher.on('error', (err) => this.deps.log.warn({ err: String(err) }, 'node daemon: socket directory watch failed'));
+    } catch (err) {
+      this.deps.log.warn({ err: String(err) }, 'node daemon: cannot watch the socket directory (a removed socket file comes back at the next start only)');
+    }
+  }
+
+  private accept(namespace: string, socket: net.Socket): void {
+    try {
+      this.deps.authorize(socket);
+    } catch (err) {
+      this.deps.log.warn({ err: String(err), namespace }, 'node daemon: connection refused');
+      socket.destroy();
+      return;
+    }
+    const conn = new ProxyConn(this.nextConn++, namespace, socket, (c) => this.conns.delete(c.id));
+    this.conns.set(conn.id, conn);
+    if (this.worker?.ready) this.giveConn(this.worker, conn);
+    socket.resume();
+  }
+
+  private giveConn(w: Worker, conn: ProxyConn): void {
+    const fd = conn.attachWorker();
+    const name = `conn:${conn.id}`;
+    try {
+      if (w.channel.sendFd(name, fd)) w.channel.send({ t: 'conn', n: conn.id, ns: conn.namespace });
+    } finally {
+      closeFd(fd);
+    }
+  }
+
+  // --- the worker ---
+
+  startWorker(): void {
+    if (this.closing || this.worker) return;
+    const [msgMine, msgTheirs] = socketPair('stream');
+    const [fdMine, fdTheirs] = socketPair('seqpacket');
+    let child: ChildProcess;
+    try {
+      const argv = this.deps.workerArgv();
+      child = spawn(process.execPath, argv, { stdio: ['ignore', 'ignore', 'inherit', msgTheirs, fdTheirs], cwd: this.deps.paths.dir, env: process.env });
+    } finally {
+      closeFd(msgTheirs);
+      closeFd(fdTheirs);
+    }
+    const channel = new Channel(msgMine, fdMine);
+    const w: Worker = { child, channel, ready: false, startedAt: Date.now() };
+    this.worker = w;
+    channel.on('message', (m) => this.onMessage(w, m));
+    child.once('error', (err) => this.deps.log.error({ err: String(err) }, 'node daemon: cannot start a worker'));
+    child.once('exit', (code, signal) => this.workerExited(w, code, signal));
+    this.deps.log.info({ workerPid: child.pid, restarts: this.restarts }, 'node daemon: worker started');
+  }
+
+  private workerExited(w: Worker, code: number | null, signal: NodeJS.Signals | null): void {
+    if (this.worker !== w) return;
+    this.worker = undefined;
+    w.channel.close();
+    for (const [, resolve] of this.statusWaiters) resolve(undefined);
+    this.statusWaiters.clear();
+    if (this.closing) return;
+    this.restarts += 1;
+    const upMs = Date.now() - w.startedAt;
+    const delay = upMs > 60_000 ? 0 : RESTART_DELAYS_MS[Math.min(this.restarts - 1, RESTART_DELAYS_MS.length - 1)]!;
+    this.deps.log.error({ workerPid: w.child.pid, code, signal, restarts: this.restarts, restartInMs: delay }, 'node daemon: worker exited; starting another (containers, connections and stdio are kept here)');
+    this.restartTimer = setTimeout(() => {
+      this.restartTimer = undefined;
+      this.startWorker();
+    }, delay);
+  }
+
+  private onMessage(w: Worker, m: Message): void {
+    try {
+      switch (m.t) {
+        case 'hello':
+          this.handOver(w);
+          break;
+        case 'adopted':
+          this.workerReady(w, m);
+          break;
+        case 'keep': {
+          const key = String(m.key);
+          const fd = w.channel.takeFd(key);
+          const old = this.fds.get(key);
+          if (old !== undefined) closeFd(old);
+          this.fds.set(key, fd);
+          break;
+        }
+        case 'drop': {
+          const prefix = String(m.prefix);
+          for (const [k, fd] of [...this.fds]) {
+            if (!k.startsWith(prefix)) continue;
+            closeFd(fd);
+            this.fds.delete(k);
+          }
+          break;
+        }
+        case 'record': {
+          const key = `${String(m.ns)}/${String(m.id)}`;
+          if (m.record === undefined || m.record === null) this.records.delete(key);
+          else this.records.set(key, { namespace: String(m.ns), id: String(m.id), bundle: String(m.bundle ?? ''), handler: String(m.handler ?? ''), record: m.record });
+          break;
+        }
+        case 'ack':
+          this.unacked.delete(Number(m.seq));
+          break;
+        case 'status-reply': {
+          const resolve = this.statusWaiters.get(Number(m.q));
+          this.statusWaiters.delete(Number(m.q));
+          resolve?.(m.tasks as NodeStatus['tasks']);
+          break;
+        }
+        default:
+          break;
+      }
+    } catch (err) {
+      this.deps.log.error({ err: String(err), message: m.t }, 'node daemon: bad message from the worker');
+    }
+  }
+
+  /** A new worker said hello: namespaces, then every task to adopt (fds first), then `adopt-done`. */
+  private handOver(w: Worker): void {
+    for (const s of this.ready) w.channel.send({ t: 'namespace', ns: s.namespace });
+    for (const r of this.records.values()) {
+      const prefix = `${r.namespace}/${r.id}/`;
+      const keys: string[] = [];
+      for (const [k, fd] of this.fds) {
+        if (!k.startsWith(prefix)) continue;
+        if (w.channel.sendFd(k, fd)) keys.push(k);
+      }
+      w.channel.send({ t: 'adopt', ns: r.namespace, id: r.id, bundle: r.bundle, handler: r.handler, record: r.record as Message, keys });
+    }
+    w.channel.send({ t: 'adopt-done' });
+  }
+
+  /** The worker adopted what it could: give it every connection, then the exits it has not seen. */
+  private workerReady(w: Worker, m: Message): void {
+    if (this.worker !== w) return;
+    w.ready = true;
+    const failed = Array.isArray(m.failed) ? (m.failed as string[]) : [];
+    if (failed.length) this.deps.log.error({ failed }, 'node daemon: the worker could not adopt these tasks');
+    for (const conn of this.conns.values()) this.giveConn(w, conn);
+    for (const [seq, e] of this.unacked) w.channel.send({ t: 'exit', seq, pid: e.pid, status: e.status, exitedAt: e.exitedAt.toISOString() });
+    this.deps.log.info({ workerPid: w.child.pid, tasks: this.records.size, connections: this.conns.size, exitsReplayed: this.unacked.size }, 'node daemon: worker ready');
+  }
+
+  private onExit(e: ExitEvent): void {
+    if (this.worker && e.pid === this.worker.child.pid) return; // libuv reports it
+    const seq = ++this.exitSeq;
+    this.unacked.set(seq, e);
+    if (this.unacked.size > MAX_UNACKED_EXITS) {
+      const [oldest] = this.unacked.keys();
+      const lost = this.unacked.get(oldest!)!;
+      this.unacked.delete(oldest!);
+      this.deps.log.error({ pid: lost.pid, status: lost.status }, `node daemon: more than ${MAX_UNACKED_EXITS} exits wait for a worker; the oldest is dropped`);
+    }
+    const w = this.worker;
+    if (w?.ready) w.channel.send({ t: 'exit', seq, pid: e.pid, status: e.status, exitedAt: e.exitedAt.toISOString() });
+  }
+
+  /** Upgrade: the worker is replaced (a rebuilt tsshim is what starts) once no request that cannot be replayed is in flight. */
+  async reload(): Promise<{ oldWorkerPid: number | null; restarts: number }> {
+    const w = this.worker;
+    if (!w) return { oldWorkerPid: null, restarts: this.restarts };
+    const deadline = Date.now() + 10_000;
+    while ([...this.conns.values()].some((c) => c.inFlightUnreplayable > 0) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    w.child.kill('SIGKILL');
+    return { oldWorkerPid: w.child.pid ?? null, restarts: this.restarts + 1 };
+  }
+
+  async status(): Promise<NodeStatus> {
+    const w = this.worker;
+    let tasks: NodeStatus['tasks'] | undefined;
+    if (w?.ready) {
+      const q = ++this.statusSeq;
+      tasks = await new Promise<NodeStatus['tasks'] | undefined>((resolve) => {
+        this.statusWaiters.set(q, resolve);
+        w.channel.send({ t: 'status', q });
+        setTimeout(() => {
+          if (this.statusWaiters.delete(q)) resolve(undefined);
+        }, 3000).unref();
+      });
+    }
+    tasks ??= [...this.records.values()].map((r) => ({ namespace: r.namespace, id: r.id, handler: r.handler }));
+    const namespaces: NodeStatus['namespaces'] = {};
+    for (const s of this.ready) namespaces[s.namespace] = { address: s.address, tasks: 0, byHandler: {}, socketRebinds: s.rebinds };
+    for (const t of tasks) {
+      const n = (namespaces[t.namespace] ??= { address: '', tasks: 0, byHandler: {}, socketRebinds: 0 });
+      n.tasks += 1;
+      n.byHandler[t.handler] = (n.byHandler[t.handler] ?? 0) + 1;
+    }
+    return {
+      mode: 'node',
+      supervisorPid: process.pid,
+      workerPid: w?.child.pid ?? null,
+      workerReady: w?.ready ?? false,
+      pid: process.pid,
+      version: this.deps.version,
+      containerdAddress: this.deps.containerdAddress,
+      startedAt: this.startedAt.toISOString(),
+      uptimeSeconds: Math.round((Date.now() - this.startedAt.getTime()) / 1000),
+      restarts: this.restarts,
+      namespaces,
+      tasks,
+    };
+  }
+
+  /** SIGTERM: stop serving; sockets unlinked (only our own files). Containers keep running. */
+  async close(): Promise<void> {
+    if (this.closing) return;
+    this.closing = true;
+    this.watcher?.close();
+    if (this.restartTimer) clearTimeout(this.restartTimer);
+    const lock = { lockFile: this.deps.socketLock };
+    await unlinkOwnSocket(this.deps.paths.control, this.controlOwn, lock);
+    for (const s of this.ready) await unlinkOwnSocket(s.sock, s.own, lock);
+    await fsp.rm(this.deps.paths.pidFile, { force: true });
+    this.worker?.child.kill('SIGKILL');
+    for (const c of [...this.conns.values()]) c.close();
+    await Promise.allSettled([this.control.close(), ...this.ready.map((s) => new Promise<void>((r) => s.server.close(() => r())))]);
+    for (const fd of this.fds.values()) closeFd(fd);
+    this.fds.clear();
+  }
+}
