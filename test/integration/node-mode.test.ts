@@ -10,6 +10,7 @@ import { spawnSync } from 'node:child_process';
 import { startContainerd, importTestImage, uniqueId, type PrivateContainerd } from '../helpers/containerd.js';
 import { REPO_ROOT, waitFor, isAlive } from '../helpers/proc.js';
 import { TSSHIM, bundleDir } from '../helpers/tasks.js';
+import { kataStandInDelegate } from '../helpers/containerd-version.js';
 import { namespaceSocket, nodePaths, type NodeStatus } from '../../src/shim-api/bootstrap/node.js';
 
 const NS_B = 'tsshim-node-b';
@@ -171,6 +172,52 @@ t('start answers without Node once the daemon serves the namespace', async (ctx)
   } finally {
     await removeTask(cd, id);
   }
+});
+
+/** SIGKILL the worker; resolves with the status once a new worker serves. */
+async function killWorker(cd: PrivateContainerd): Promise<{ before: NodeStatus; after: NodeStatus }> {
+  const before = await nodeStatus(cd);
+  assert.ok(before.workerPid && before.workerReady, 'a worker serves');
+  process.kill(before.workerPid!, 'SIGKILL');
+  let after: NodeStatus | undefined;
+  const ok = await waitFor(async () => {
+    after = await nodeStatus(cd).catch(() => undefined);
+    return !!after?.workerReady && after.workerPid !== before.workerPid;
+  }, 30_000);
+  assert.ok(ok, `a new worker serves after the SIGKILL (status: ${JSON.stringify(after)})`);
+  assert.is(after!.supervisorPid, before.supervisorPid, 'the supervisor stays');
+  assert.is(after!.restarts, before.restarts + 1);
+  return { before, after: after! };
+}
+
+/** Handlers the worker-kill test runs on: runc needs the OCI handler's adopt. */
+const KATA_CONFIG = `handler = "kata"\nname = "node-kata-standin"\n\n[options]\nshim = ${JSON.stringify(kataStandInDelegate())}\n`;
+
+t('SIGKILL of the worker while idle (Kata stand-in): tasks still served, attached run answers its exit, kill gives 137', async (ctx) => {
+  const { cd, image } = ctx;
+  const cfg = join(ctx.dir, 'kata.toml');
+  writeFileSync(cfg, KATA_CONFIG);
+  const flags = ['--runtime', TSSHIM, '--runtime-config-path', cfg];
+  const detached = uniqueId('wk-kata-d');
+  const r = await cd.ctr(['run', '-d', ...flags, image, detached, 'sleep', '300']);
+  assert.is(r.exitCode, 0, r.stderr);
+  const pid = Number((await cd.ctr(['task', 'ls'])).stdout.split('\n').find((l) => l.startsWith(detached + ' '))?.trim().split(/\s+/)[1]);
+  assert.ok(pid > 0);
+  // An attached run whose Wait is in flight while the worker dies.
+  const attached = uniqueId('wk-kata-a');
+  const run = cd.ctr(['run', ...flags, image, attached, 'sh', '-c', 'sleep 3; exit 7'], { timeoutMs: 60_000 });
+  await waitFor(async () => (await cd.ctr(['task', 'ls'])).stdout.includes(`${attached} `), 10_000);
+  const { after } = await killWorker(cd);
+  assert.ok(after.tasks.some((x) => x.id === detached), `the detached task is adopted: ${JSON.stringify(after.tasks)}`);
+  const done = await run;
+  assert.is(done.exitCode, 7, `the attached run gets its exit status through the new worker: ${done.stderr}`);
+  const ls = (await cd.ctr(['task', 'ls'])).stdout;
+  assert.match(ls, new RegExp(`${detached}\\s+${pid}\\s+RUNNING`), 'same pid, still running');
+  const x = await cd.ctr(['task', 'exec', '--exec-id', 'after', detached, 'echo', 'alive']);
+  assert.is(x.stdout, 'alive\n', x.stderr);
+  const rm = await removeTask(cd, detached);
+  assert.match(rm, /exit with non-zero exit code 137/);
+  await cd.ctr(['c', 'rm', attached]);
 });
 
 t('tsshim node status without a daemon: exit 1 and what to do', async ({ dir }) => {

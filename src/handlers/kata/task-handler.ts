@@ -6,6 +6,8 @@
 import type { Client } from '../../ttrpc/index.js';
 import type { CleanupResult, HandlerContext, TaskHandler } from '../../shim-api/handler.js';
 import { notFound } from '../../shim-api/errors.js';
+import type { Adoption } from '../../shim-api/custody.js';
+import { closeFd } from '../../sys/libc.js';
 import { Any, packAny, runtimeOptions, task, SERVICE, TYPE_URL } from '../../shim-api/pb.js';
 import { forwardOptions } from '../../shim-api/request-scope.js';
 import { delegateInfo, deleteDelegate, dial, recordDelegate, recordedDelegate, startDelegate, type DelegateConfig } from './delegate.js';
@@ -117,6 +119,8 @@ export class KataTaskHandler implements TaskHandler {
     const res = await this.call(d, 'Create', task.CreateTaskRequest, { ...req, options }, task.CreateTaskResponse);
     d.pid = res.pid;
     this.containers.set(req.id, d);
+    // Node mode: all a new worker needs is where the delegate listens (the delegate keeps the rest).
+    this.ctx.custody?.saveRecord(req.id, { bundle: req.bundle, pid: res.pid });
     this.ctx.log.info({ id: req.id, delegate: this.cfg.binary, socket, service: ep.service, protocol: ep.protocol }, 'task delegated');
     return res;
   }
@@ -128,6 +132,7 @@ export class KataTaskHandler implements TaskHandler {
     const res = await this.call(d, 'Delete', task.DeleteRequest, req, task.DeleteResponse);
     if (!req.execId) {
       this.containers.delete(req.id);
+      this.ctx.custody?.saveRecord(req.id, undefined);
       if (![...this.containers.values()].some((o) => o.socket === d.socket)) {
         // Last task of that delegate: let it exit, as containerd would.
         await this.call(d, 'Shutdown', task.ShutdownRequest, { id: req.id, now: false }).catch(() => undefined);
@@ -136,6 +141,20 @@ export class KataTaskHandler implements TaskHandler {
       }
     }
     return res;
+  }
+  /**
+   * Node mode, a restarted worker (ADR 0018): the task lives in its delegate shim, which outlived
+   * the worker; dial it again from what the bundle recorded.
+   */
+  async adopt(a: Adoption): Promise<void> {
+    const rec = a.record as { bundle?: unknown; pid?: unknown } | null;
+    if (!rec || typeof rec.bundle !== 'string') throw new Error(`task ${a.id}: its record names no bundle`);
+    for (const fd of a.fds.values()) closeFd(fd); // a delegating handler keeps no fds
+    const ep = await recordedDelegate(rec.bundle);
+    if (!ep) throw new Error(`task ${a.id}: ${rec.bundle} records no delegate shim`);
+    const d: Delegated = { socket: ep.socket, service: ep.service, client: await this.client(ep.socket), pid: typeof rec.pid === 'number' ? rec.pid : 0 };
+    this.containers.set(a.id, d);
+    this.ctx.log.info({ id: a.id, socket: ep.socket }, 'task adopted from the worker before (delegate dialled again)');
   }
   pids(req: task.PidsRequest) {
     return this.call(this.of(req.id), 'Pids', task.PidsRequest, req, task.PidsResponse);
