@@ -15,6 +15,7 @@ import type { ProcessIO, StdioContext } from './stdio.js';
 import { cgroupOfPid, type CgroupRef } from './cgroups/locate.js';
 import { OomWatcher } from './cgroups/oom.js';
 import type { ExitSource } from './exits.js';
+import type { Custody } from '../../shim-api/custody.js';
 
 /** What the composition root hands an OCI-CLI handler. */
 export interface OciHandlerDeps {
@@ -30,12 +31,18 @@ export interface OciHandlerDeps {
   spawn: StdioContext['spawn'];
   mountAll: (mounts: Array<{ type: string; source: string; target?: string; options: string[] }>, rootfs: string) => Promise<void>;
   unmountAll: (target: string) => Promise<void>;
+  /** node mode: where fds and task records outlive this worker (adopt.ts); undefined in pod mode */
+  custody?: Custody;
 }
+
+/** The driver settings a Create's runc options override (kept in node mode's task record). */
+export type DriverOverrides = Pick<DriverConfig, 'binary' | 'root' | 'systemdCgroup' | 'criuPath'>;
 
 export interface Container {
   id: string;
   bundle: string;
   driver: OciCliDriver;
+  driverOverrides: DriverOverrides;
   init: Proc;
   execs: Map<string, Proc>;
   mounted: boolean;
@@ -49,6 +56,8 @@ export interface Container {
   restoreFrom?: { imagePath: string; noPivot?: boolean };
   /** its init's `start` failed on a backend that cannot start it again (runsc): Delete forces */
   startFailed?: boolean;
+  /** adopted (node mode) with pids already gone: exits the supervisor did not deliver, settled at the next request */
+  gone?: Proc[];
   ioUid?: number;
   ioGid?: number;
   noPivot?: boolean;
@@ -62,24 +71,18 @@ export function newContainer(
   deps: { profile: RuntimeProfile; namespace: string; driver: Omit<DriverConfig, 'profile' | 'namespace' | 'bundle'>; run: CommandRunner },
 ): Container {
   const opts = unpackAny(req.options, TYPE_URL.RuncOptions, runcOptions.Options);
-  const driver = new OciCliDriver(
-    {
-      ...deps.driver,
-      profile: deps.profile,
-      namespace: deps.namespace,
-      bundle: req.bundle,
-      ...(opts?.binaryName ? { binary: opts.binaryName } : {}),
-      ...(opts?.root ? { root: opts.root } : {}),
-      ...(opts?.systemdCgroup ? { systemdCgroup: true } : {}),
-      ...(opts?.criuPath ? { criuPath: opts.criuPath } : {}),
-    },
-    deps.run,
-  );
+  const driverOverrides: DriverOverrides = {
+    ...(opts?.binaryName ? { binary: opts.binaryName } : {}),
+    ...(opts?.root ? { root: opts.root } : {}),
+    ...(opts?.systemdCgroup ? { systemdCgroup: true } : {}),
+    ...(opts?.criuPath ? { criuPath: opts.criuPath } : {}),
+  };
   const annotations = spec.annotations ?? {};
   return {
     id: req.id,
     bundle: req.bundle,
-    driver,
+    driver: containerDriver(deps, req.bundle, driverOverrides),
+    driverOverrides,
     init: new Proc(req.id, '', { stdin: req.stdin, stdout: req.stdout, stderr: req.stderr, terminal: req.terminal }),
     execs: new Map(),
     mounted: false,
@@ -93,6 +96,20 @@ export function newContainer(
     noPivot: opts?.noPivotRoot || undefined,
     noNewKeyring: opts?.noNewKeyring || undefined,
   };
+}
+
+/** The stdio context of `c`'s processes. */
+export function stdioContextOf(deps: Pick<OciHandlerDeps, 'namespace' | 'log' | 'spawn'>, c: Container): StdioContext {
+  return { containerId: c.id, namespace: deps.namespace, ioUid: c.ioUid, ioGid: c.ioGid, log: deps.log, spawn: deps.spawn };
+}
+
+/** The driver of a container: the handler's settings, then its Create's runc options. */
+export function containerDriver(
+  deps: { profile: RuntimeProfile; namespace: string; driver: Omit<DriverConfig, 'profile' | 'namespace' | 'bundle'>; run: CommandRunner },
+  bundle: string,
+  overrides: DriverOverrides,
+): OciCliDriver {
+  return new OciCliDriver({ ...deps.driver, profile: deps.profile, namespace: deps.namespace, bundle, ...overrides }, deps.run);
 }
 
 /** Run the runtime with a console socket when the process has a terminal; wire the pty after. */

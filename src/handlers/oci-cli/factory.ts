@@ -32,6 +32,7 @@ export function ociHandlerFactory(type: string, profileFor: (config: HandlerConf
         spawn: ctx.os.spawn,
         mountAll: ctx.os.mountAll,
         unmountAll: ctx.os.unmountAll,
+        ...(ctx.custody ? { custody: ctx.custody } : {}),
       });
     },
     async cleanup(config: HandlerConfig, bundle: string, id: string, ctx: HandlerContext): Promise<CleanupResult> {

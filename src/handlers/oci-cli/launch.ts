@@ -10,10 +10,14 @@ import type { Logger } from 'pino';
 import { unimplemented } from '../../shim-api/errors.js';
 import type { task } from '../../shim-api/pb.js';
 import type { Proc } from './process.js';
-import { ProcessIO, type StdioContext } from './stdio.js';
+import { ProcessIO, type FdKeeper, type StdioContext } from './stdio.js';
 import { withConsole, type Container, type OciHandlerDeps } from './container.js';
 
-export type LaunchDeps = Pick<OciHandlerDeps, 'profile' | 'mountAll' | 'unmountAll' | 'log'> & { stdio(c: Container): StdioContext };
+export type LaunchDeps = Pick<OciHandlerDeps, 'profile' | 'mountAll' | 'unmountAll' | 'log'> & {
+  stdio(c: Container): StdioContext;
+  /** node mode: what hands a process's stdio fds to the custody (adopt.ts) */
+  keeper?(c: Container, p: Proc): FdKeeper | undefined;
+};
 
 /** Mount the rootfs, open the init's stdio, run `create`; on failure undo all of it and rethrow. */
 export async function createInit(c: Container, req: task.CreateTaskRequest, deps: LaunchDeps): Promise<void> {
@@ -25,7 +29,7 @@ export async function createInit(c: Container, req: task.CreateTaskRequest, deps
       await deps.mountAll(req.rootfs, rootfs);
       c.mounted = true;
     }
-    const io = (init.io = await ProcessIO.open(init.stdio, deps.stdio(c)));
+    const io = (init.io = await ProcessIO.open(init.stdio, deps.stdio(c), deps.keeper?.(c, init)));
     const createOpts = { pidFile: path.join(req.bundle, 'init.pid'), noPivot: c.noPivot, noNewKeyring: c.noNewKeyring };
     if (req.checkpoint) {
       // Nothing runs until Start, which restores; the runtime must be able to.
@@ -60,8 +64,8 @@ export async function restoreInit(c: Container, p: Proc): Promise<void> {
 }
 
 /** `exec --detach` of an added exec: its stdio, its process.json, its pid. */
-export async function startExec(c: Container, p: Proc, stdio: StdioContext): Promise<void> {
-  const io = (p.io = await ProcessIO.open(p.stdio, stdio));
+export async function startExec(c: Container, p: Proc, deps: LaunchDeps): Promise<void> {
+  const io = (p.io = await ProcessIO.open(p.stdio, deps.stdio(c), deps.keeper?.(c, p)));
   const processJsonPath = path.join(c.bundle, `.exec-${p.execId}.json`);
   const pidFile = path.join(c.bundle, `${p.execId}.pid`);
   await fs.writeFile(processJsonPath, p.spec ?? new Uint8Array(), { mode: 0o600 });
@@ -73,6 +77,19 @@ export async function startExec(c: Container, p: Proc, stdio: StdioContext): Pro
   } finally {
     await fs.rm(processJsonPath, { force: true });
   }
+}
+
+/**
+ * A failed `start` of a sandboxed runtime's container (runsc reports exec errors such as a
+ * missing binary at start, not at create): its container can only go to running, so it never
+ * will, and `<runtime> wait` is never run for it. As gVisor's own shim does, the init counts as
+ * exited with 128 (its internalErrorCode), so the client may Delete it (containerd refuses to
+ * delete a created task with a pid); Delete then forces the runtime's delete, which takes the
+ * sandbox, its state and its cgroup down.
+ */
+export function startFailed(c: Container, exited: (e: { status: number; exitedAt: Date }) => void): void {
+  c.startFailed = true;
+  exited({ status: 128, exitedAt: new Date() }); // held: published on release
 }
 
 export async function unmountRootfs(c: Container, deps: { unmountAll: OciHandlerDeps['unmountAll']; log: Logger }): Promise<void> {

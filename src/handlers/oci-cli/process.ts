@@ -16,6 +16,8 @@ export class Proc {
   pid = 0;
   exit?: ExitInfo;
   io?: ProcessIO;
+  /** node mode: the pid's start time (/proc/<pid>/stat field 22), so an adopting worker can tell a reused pid */
+  startTime?: string;
   /** >0 while Create or Start runs: exits seen meanwhile are held until its event is out. */
   #holds = 0;
   #heldExit?: ExitInfo;
@@ -29,6 +31,25 @@ export class Proc {
     /** OCI process spec JSON for execs */
     readonly spec?: Uint8Array,
   ) {}
+
+  /**
+   * A process rebuilt by a new worker (node mode, adopt.ts): `ops` replayed from `created`
+   * through the lifecycle table (e.g. start, pause, paused), then the recorded exit, if any.
+   */
+  static replayed(
+    containerId: string,
+    execId: string,
+    stdio: Proc['stdio'],
+    spec: Uint8Array | undefined,
+    r: { pid: number; ops: readonly ProcessOp[]; exit?: ExitInfo; startTime?: string },
+  ): Proc {
+    const p = new Proc(containerId, execId, stdio, spec);
+    p.pid = r.pid;
+    p.startTime = r.startTime;
+    for (const op of r.ops) p.transition(op);
+    if (r.exit) p.recordExit(r.exit);
+    return p;
+  }
 
   get isInit(): boolean {
     return this.execId === '';

@@ -35,6 +35,19 @@ export interface StdioContext {
   spawn: (file: string, args: string[], opts: import('node:child_process').SpawnOptions) => ChildProcess;
 }
 
+/**
+ * Node mode (ADR 0018, custody.ts): the fds a running process needs, handed to the custody as they
+ * are opened (under `<id>/<exec>/<role>`) and dropped once their copy is over, so a restarted
+ * worker can take them back (`ProcessIO.adopt`) and no kept duplicate holds an EOF back.
+ * Roles: stdin-fifo (client FIFO reader), stdin-holder (our writer on it, until CloseIO), stdin-pipe
+ * (shim's write end towards the container), stdout-/stderr-pipe (shim's read ends), stdout-/stderr-sink
+ * (client FIFO or file:// target), console-master (pty master; its output goes to stdout-sink).
+ */
+export interface FdKeeper {
+  keep(role: string, fd: number): void;
+  drop(rolePrefix: string): void;
+}
+
 type ChildFd = number | 'ignore';
 
 const { O_RDONLY, O_WRONLY, O_RDWR, O_NONBLOCK, O_APPEND, O_CREAT } = fs.constants;
@@ -67,15 +80,17 @@ export class ProcessIO {
   private constructor(
     readonly config: StdioConfig,
     private readonly ctx: StdioContext,
+    /** node mode only; undefined once detached (a worker going away drops nothing) */
+    private keeper?: FdKeeper,
   ) {}
 
-  static async open(config: StdioConfig, ctx: StdioContext): Promise<ProcessIO> {
-    const io = new ProcessIO(config, ctx);
+  static async open(config: StdioConfig, ctx: StdioContext, keeper?: FdKeeper): Promise<ProcessIO> {
+    const io = new ProcessIO(config, ctx, keeper);
     try {
       if (config.terminal) {
         io.consoleSocket = await ConsoleSocket.create();
-        if (config.stdout) io.consoleSink = await io.openSink(config.stdout);
-        if (config.stdin) io.consoleStdin = await io.openFifoReader(config.stdin);
+        if (config.stdout) io.consoleSink = await io.openSink(config.stdout, 'stdout');
+        if (config.stdin) io.consoleStdin = io.track(readSocket(await io.openFifoReader(config.stdin)));
       } else {
         await io.openPipes();
       }
@@ -84,6 +99,66 @@ export class ProcessIO {
       await io.close(0);
       throw err;
     }
+  }
+
+  /**
+   * Node mode: the stdio of a process a previous worker started, rebuilt from the fds its custody
+   * kept (roles as above; this process's own duplicates). Copies restart where the pipes stand:
+   * output written meanwhile waited in them. A binary:// logger needs nothing: it is no child of
+   * the worker's stdio, it keeps reading its pipes on its own (and is no longer signalled at close).
+   */
+  static async adopt(config: StdioConfig, ctx: StdioContext, keeper: FdKeeper, fds: ReadonlyMap<string, number>): Promise<ProcessIO> {
+    const io = new ProcessIO(config, ctx, keeper);
+    const left = new Map(fds);
+    const take = (...roles: string[]): number[] | undefined => {
+      if (!roles.every((r) => left.has(r))) return undefined;
+      return roles.map((r) => {
+        const fd = left.get(r)!;
+        left.delete(r);
+        return fd;
+      });
+    };
+    try {
+      io.stdinHolder = take('stdin-holder')?.[0];
+      if (config.terminal) {
+        const sink = take('stdout-sink');
+        if (sink) io.consoleSink = await io.sinkOf(sink[0]!);
+        const src = take('stdin-fifo');
+        if (src) io.consoleStdin = io.track(readSocket(src[0]!));
+        const master = take('console-master');
+        if (master) io.attachConsole(master[0]!, false);
+      } else {
+        const stdin = take('stdin-fifo', 'stdin-pipe');
+        if (stdin) io.copyStdin(stdin[0]!, stdin[1]!);
+        for (const name of ['stdout', 'stderr'] as const) {
+          const out = take(`${name}-pipe`, `${name}-sink`);
+          if (out) io.copyOut(name, out[0]!, await io.sinkOf(out[1]!));
+        }
+      }
+    } catch (err) {
+      await io.close(0);
+      throw err;
+    } finally {
+      // half a pair (its copy was over), or a role this version does not know: nothing will use it
+      for (const [role, fd] of left) {
+        safeClose(fd);
+        io.drop(role);
+      }
+    }
+    return io;
+  }
+
+  /** Close an fd nobody will use (adoption leftovers). */
+  static release(fd: number): void {
+    safeClose(fd);
+  }
+
+  private keep(role: string, fd: number): void {
+    this.keeper?.keep(role, fd);
+  }
+
+  private drop(rolePrefix: string): void {
+    this.keeper?.drop(rolePrefix);
   }
 
   get hasStdin(): boolean {
@@ -116,11 +191,17 @@ export class ProcessIO {
     if (stdin) {
       const p = this.newPipe();
       this.childOwned.push(p.read);
-      const sink = this.track(new net.Socket({ fd: p.write, readable: false, writable: true }));
-      await this.chown(p.read);
       this.childFds[0] = p.read;
-      const source = await this.openFifoReader(stdin);
-      void copy(source, sink); // stdin: nobody waits for it (ctr may never close it)
+      let source: number;
+      try {
+        await this.chown(p.read);
+        source = await this.openFifoReader(stdin);
+      } catch (e) {
+        safeClose(p.write);
+        throw e;
+      }
+      this.keep('stdin-pipe', p.write);
+      this.copyStdin(source, p.write);
     }
     const binaryOut = parseUri(stdout);
     if (binaryOut?.scheme === 'binary') {
@@ -134,44 +215,45 @@ export class ProcessIO {
         this.childFds[2] = this.childFds[1];
         continue;
       }
-      const sink = await this.openSink(target);
+      const name = i === 1 ? 'stdout' : 'stderr';
+      const sink = await this.openSink(target, name);
       const p = this.newPipe();
       this.childOwned.push(p.write);
-      await this.chown(p.write);
       this.childFds[i] = p.write;
-      const source = this.track(new net.Socket({ fd: p.read, readable: true, writable: false }));
-      this.copies.push(copy(source, sink));
+      this.keep(`${name}-pipe`, p.read);
+      this.copyOut(name, p.read, sink);
+      await this.chown(p.write);
     }
+  }
+
+  /** stdin: nobody waits for it (ctr may never close it); its end is the container's EOF, so nothing kept may outlive it. */
+  private copyStdin(fifoFd: number, pipeFd: number): void {
+    const sink = this.track(new net.Socket({ fd: pipeFd, readable: false, writable: true }));
+    void copy(this.track(readSocket(fifoFd)), sink).then(() => this.drop('stdin-'));
+  }
+
+  /** An output copy; once over, the kept duplicates go too (the client's FIFO reader waits for its EOF). */
+  private copyOut(name: 'stdout' | 'stderr', pipeFd: number, sink: Writable): void {
+    const source = this.track(readSocket(pipeFd));
+    this.copies.push(copy(source, sink).then(() => this.drop(`${name}-`)));
   }
 
   /**
    * An output target: a client FIFO (`fifo://` or a plain path) or a `file://` append target.
    * As runc-v2, the runtime gets a pipe and the shim copies into the target.
    */
-  private async openSink(target: string): Promise<Writable> {
+  private async openSink(target: string, name: 'stdout' | 'stderr'): Promise<Writable> {
     const uri = parseUri(target);
     if (uri && uri.scheme !== 'fifo' && uri.scheme !== 'file') throw invalidArgument(`unsupported stdio URI scheme "${uri.scheme}" in ${target}`);
-    if (uri?.scheme === 'file') return this.openFileSink(uri.path);
-    return this.openFifoWriter(uri ? uri.path : target);
+    const fd = uri?.scheme === 'file' ? await this.openFileSink(uri.path) : await openFd(uri ? uri.path : target, O_RDWR | O_NONBLOCK);
+    // Client output FIFO, opened read-write: never blocks, never EPIPE when the client goes away.
+    const sink = await this.sinkOf(fd);
+    this.keep(`${name}-sink`, fd);
+    return sink;
   }
 
-  /**
-   * `file://`: created 0644 and appended to (handing the runtime the file itself let IoUid/IoGid
-   * and runc's re-owning of the container's stdio chown the host file). Opened O_NONBLOCK: if the
-   * path is a FIFO without a reader, runc-v2 blocks in open(2) (and its Create holds the shim's
-   * lock, freezing every task it serves); here it is opened read-write instead, so output waits
-   * in the FIFO for a reader (ADR 0013). FIFOs (and sockets) are written through a libuv pipe
-   * handle, never with blocking writes on the threadpool.
-   */
-  private async openFileSink(filePath: string): Promise<Writable> {
-    await fsp.mkdir(path.dirname(filePath), { recursive: true });
-    let fd: number;
-    try {
-      fd = await openFd(filePath, O_WRONLY | O_APPEND | O_CREAT | O_NONBLOCK, 0o644);
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ENXIO') throw e;
-      fd = await openFd(filePath, O_RDWR | O_NONBLOCK); // a FIFO nobody reads yet
-    }
+  /** A stream writing to an opened sink: FIFOs and sockets through a libuv pipe handle, files appended. */
+  private async sinkOf(fd: number): Promise<Writable> {
     let st: fs.Stats;
     try {
       st = await fstat(fd);
@@ -183,8 +265,26 @@ export class ProcessIO {
     return this.track(fs.createWriteStream('', { fd, flags: 'a' }));
   }
 
-  /** Client stdin FIFO: non-blocking reader plus a write handle we hold until CloseIO (runc-v2's stdinCloser). */
-  private async openFifoReader(fifoPath: string): Promise<net.Socket> {
+  /**
+   * `file://`: created 0644 and appended to (handing the runtime the file itself let IoUid/IoGid
+   * and runc's re-owning of the container's stdio chown the host file). Opened O_NONBLOCK: if the
+   * path is a FIFO without a reader, runc-v2 blocks in open(2) (and its Create holds the shim's
+   * lock, freezing every task it serves); here it is opened read-write instead, so output waits
+   * in the FIFO for a reader (ADR 0013). FIFOs (and sockets) are written through a libuv pipe
+   * handle, never with blocking writes on the threadpool.
+   */
+  private async openFileSink(filePath: string): Promise<number> {
+    await fsp.mkdir(path.dirname(filePath), { recursive: true });
+    try {
+      return await openFd(filePath, O_WRONLY | O_APPEND | O_CREAT | O_NONBLOCK, 0o644);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENXIO') throw e;
+      return openFd(filePath, O_RDWR | O_NONBLOCK); // a FIFO nobody reads yet
+    }
+  }
+
+  /** Client stdin FIFO: non-blocking reader (returned) plus a write handle we hold until CloseIO (runc-v2's stdinCloser). */
+  private async openFifoReader(fifoPath: string): Promise<number> {
     const fd = await openFd(fifoPath, O_RDONLY | O_NONBLOCK);
     // The write handle first, before the loop can read: with no writer at all the reader sees EOF
     // (and a stream would close it) before the client has opened its end.
@@ -194,13 +294,9 @@ export class ProcessIO {
       safeClose(fd);
       throw e;
     }
-    return this.track(new net.Socket({ fd, readable: true, writable: false }));
-  }
-
-  /** Client output FIFO, opened read-write: never blocks, never EPIPE when the client goes away. */
-  private async openFifoWriter(fifoPath: string): Promise<net.Socket> {
-    const fd = await openFd(fifoPath, O_RDWR | O_NONBLOCK);
-    return this.track(new net.Socket({ fd, readable: false, writable: true }));
+    this.keep('stdin-fifo', fd);
+    this.keep('stdin-holder', this.stdinHolder);
+    return fd;
   }
 
   private async startLogger(uri: ParsedUri): Promise<void> {
@@ -234,12 +330,13 @@ export class ProcessIO {
     this.childOwned.push(out.write, err.write);
   }
 
-  /** Terminal: wire the pty master received from the runtime. */
-  attachConsole(master: number): void {
+  /** Terminal: wire the pty master received from the runtime (`kept`: already in custody). */
+  attachConsole(master: number, keep = true): void {
     this.master = master;
+    if (keep) this.keep('console-master', master);
     const reader = this.track(new tty.ReadStream(master));
     if (this.consoleSink) {
-      this.copies.push(copy(reader, this.consoleSink));
+      this.copies.push(copy(reader, this.consoleSink).then(() => this.drop('stdout-')));
     } else {
       reader.resume();
     }
@@ -259,6 +356,7 @@ export class ProcessIO {
     if (this.stdinHolder !== undefined) {
       safeClose(this.stdinHolder);
       this.stdinHolder = undefined;
+      this.drop('stdin-holder');
     }
   }
 
@@ -266,7 +364,17 @@ export class ProcessIO {
     if (this.master !== undefined) setWinsize(this.master, height, width);
   }
 
-  /** Wait up to `drainMs` for output copies to finish, then release everything. */
+  /**
+   * Node mode, this worker going away (not the process): release our own fds only; the custody
+   * keeps its duplicates and the logger keeps running, for the next worker.
+   */
+  async detach(): Promise<void> {
+    this.keeper = undefined;
+    this.logger = undefined;
+    await this.close(0);
+  }
+
+  /** Wait up to `drainMs` for output copies to finish, then release everything (and the custody's duplicates). */
   async close(drainMs = 2000): Promise<void> {
     if (this.closed) return;
     this.closed = true;
@@ -278,6 +386,7 @@ export class ProcessIO {
     for (const s of this.streams) s.destroy();
     await this.consoleSocket?.close();
     for (const fd of this.ownFds) safeClose(fd);
+    this.drop('');
     const logger = this.logger;
     if (logger && logger.exitCode === null) {
       logger.kill('SIGTERM');
@@ -328,6 +437,10 @@ function copy(source: Readable, sink: Writable): Promise<void> {
           }
         }),
     );
+}
+
+function readSocket(fd: number): net.Socket {
+  return new net.Socket({ fd, readable: true, writable: false });
 }
 
 function safeClose(fd: number): void {

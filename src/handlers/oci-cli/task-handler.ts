@@ -7,18 +7,19 @@
  * (docs/adr/0011-authoritative-lifecycle.md). Exits: exits.ts; events: task-events.ts.
  */
 import type { TaskHandler } from '../../shim-api/handler.js';
+import type { Adoption } from '../../shim-api/custody.js';
 import { ShimError, failedPrecondition, invalidArgument, notFound, unimplemented } from '../../shim-api/errors.js';
 import { readSpec } from '../../shim-api/spec.js';
 import { adaptSpec } from './spec-dialect.js';
 import { task, timestampFromDate, ZERO_TIME } from '../../shim-api/pb.js';
 import { Proc, type ExitInfo } from './process.js';
-import type { StdioContext } from './stdio.js';
 import { cgroupOfPid, loadMetrics } from './cgroups.js';
 import { ExitTracker, exitByWait } from './exits.js';
 import { TaskEvents } from './task-events.js';
 import { checkpointTask } from './checkpoint.js';
-import { newContainer, pidsResponse, stateResponse, watchCgroup, type Container, type OciHandlerDeps } from './container.js';
-import { createInit, restoreInit, startExec, startInit, unmountRootfs, type LaunchDeps } from './launch.js';
+import { newContainer, pidsResponse, stateResponse, stdioContextOf, watchCgroup, type Container, type OciHandlerDeps } from './container.js';
+import { createInit, restoreInit, startExec, startFailed, startInit, unmountRootfs, type LaunchDeps } from './launch.js';
+import { adoptTask, fdKeeper, saveRecord, settleGone } from './adopt.js';
 
 export type { ExitSource } from './exits.js';
 export type { OciHandlerDeps } from './container.js';
@@ -34,12 +35,13 @@ export class OciTaskHandler implements TaskHandler {
     this.name = deps.name;
     this.events = new TaskEvents(deps.publisher);
     this.exits = new ExitTracker(deps.exits, (p, e) => this.exited(p, e));
-    this.launch = { ...deps, stdio: (c) => this.stdioContext(c) };
+    this.launch = { ...deps, stdio: (c) => stdioContextOf(this.deps, c), keeper: (c, p) => fdKeeper(deps.custody, c.id, p.execId) };
   }
 
   private container(id: string): Container {
     const c = this.containers.get(id);
     if (!c) throw notFound(`container ${id}: not found`);
+    if (c.gone) settleGone(c, (p, e) => this.exited(p, e), this.deps.log);
     return c;
   }
 
@@ -49,10 +51,6 @@ export class OciTaskHandler implements TaskHandler {
     const p = c.execs.get(execId);
     if (!p) throw notFound(`process does not exist ${execId}: not found`); // runc-v2's words
     return { c, p };
-  }
-
-  private stdioContext(c: Container): StdioContext {
-    return { containerId: c.id, namespace: this.deps.namespace, ioUid: c.ioUid, ioGid: c.ioGid, log: this.deps.log, spawn: this.deps.spawn };
   }
 
   /** An exit of a known pid (or one claimed from a subscription): the `exit` row. */
@@ -77,6 +75,7 @@ export class OciTaskHandler implements TaskHandler {
       c.driver.kill(c.id, 9, true).catch(() => undefined);
     }
     this.events.exit(p, e);
+    if (c) saveRecord(this.deps.custody, c);
   }
 
   /** The init runs: watch its cgroup for OOM kills (ADR 0004). */
@@ -111,6 +110,7 @@ export class OciTaskHandler implements TaskHandler {
     this.watchCgroup(c);
     this.events.create(req, init.pid);
     this.release(init);
+    await saveRecord(this.deps.custody, c, init);
     return { pid: init.pid };
   }
 
@@ -129,12 +129,12 @@ export class OciTaskHandler implements TaskHandler {
         // runsc refuses `wait` before start; a root container's fast exit is still reaped.
         if (this.deps.profile.exitMonitor === 'wait') exitByWait(c, (e) => this.exited(c.init, e), this.deps.log);
       } else {
-        await startExec(c, p, this.stdioContext(c));
+        await startExec(c, p, this.launch);
         this.exits.track(p.pid, p, sub); // an exit already seen is held: published after exec-started
       }
     } catch (err) {
       undo();
-      if (p.isInit && this.deps.profile.exitMonitor === 'wait') this.startFailed(c, p);
+      if (p.isInit && this.deps.profile.exitMonitor === 'wait') startFailed(c, (e) => this.exited(p, e));
       this.release(p);
       throw err;
     } finally {
@@ -142,20 +142,8 @@ export class OciTaskHandler implements TaskHandler {
     }
     this.events.started(p);
     this.release(p);
+    await saveRecord(this.deps.custody, c, p);
     return { pid: p.pid };
-  }
-
-  /**
-   * A failed `start` of a sandboxed runtime's container (runsc reports exec errors such as a
-   * missing binary at start, not at create): its container can only go to running, so it never
-   * will, and `<runtime> wait` is never run for it. As gVisor's own shim does, the init counts as
-   * exited with 128 (its internalErrorCode), so the client may Delete it (containerd refuses to
-   * delete a created task with a pid); Delete then forces the runtime's delete, which takes the
-   * sandbox, its state and its cgroup down.
-   */
-  private startFailed(c: Container, p: Proc): void {
-    c.startFailed = true;
-    this.exited(p, { status: 128, exitedAt: new Date() }); // held: published on release
   }
 
   async delete(req: task.DeleteRequest): Promise<task.DeleteResponse> {
@@ -182,8 +170,11 @@ export class OciTaskHandler implements TaskHandler {
       }
       await unmountRootfs(c, this.deps);
       this.containers.delete(c.id);
+      this.deps.custody?.saveRecord(c.id, undefined);
+      this.deps.custody?.dropFds(`${c.id}/`);
     } else {
       c.execs.delete(p.execId);
+      saveRecord(this.deps.custody, c);
     }
     const res = { pid: p.pid, exitStatus: p.exit?.status ?? 0, exitedAt: p.exit ? timestampFromDate(p.exit.exitedAt) : ZERO_TIME };
     if (p.isInit) this.events.deleted({ containerId: c.id, ...res });
@@ -204,6 +195,7 @@ export class OciTaskHandler implements TaskHandler {
       throw err;
     });
     c.init.transition('paused');
+    saveRecord(this.deps.custody, c);
     this.events.paused(c.id);
   }
 
@@ -214,6 +206,7 @@ export class OciTaskHandler implements TaskHandler {
       undo();
       throw err;
     });
+    saveRecord(this.deps.custody, c);
     this.events.resumed(c.id);
   }
 
@@ -255,6 +248,7 @@ export class OciTaskHandler implements TaskHandler {
     if (c.execs.has(req.execId)) throw new ShimError('AlreadyExists', `id ${req.execId}: already exists`);
     if (!req.spec) throw invalidArgument(`exec ${req.execId}: process spec is missing`);
     c.execs.set(req.execId, new Proc(c.id, req.execId, { stdin: req.stdin, stdout: req.stdout, stderr: req.stderr, terminal: req.terminal }, req.spec.value));
+    saveRecord(this.deps.custody, c);
     this.events.execAdded(c.id, req.execId);
   }
 
@@ -302,12 +296,20 @@ export class OciTaskHandler implements TaskHandler {
     return this.containers.size;
   }
 
+  /** Node mode, a worker restarted: take task `a.id` over from its record and kept fds (adopt.ts, ADR 0020). */
+  async adopt(a: Adoption): Promise<void> {
+    if (this.containers.has(a.id)) throw new ShimError('AlreadyExists', `container ${a.id}: already exists`);
+    const hooks = { stdio: (x: Container) => stdioContextOf(this.deps, x), track: (p: Proc) => this.exits.track(p.pid, p), watch: (x: Container) => this.watchCgroup(x), exited: (p: Proc, e: ExitInfo) => this.exited(p, e) };
+    const c = await adoptTask(a, this.deps, hooks);
+    this.containers.set(c.id, c);
+  }
+
+  /** Pod mode: the shim ends, and its tasks with it. Node mode: only this worker does (its custody keeps the rest). */
   async close(): Promise<void> {
     this.exits.close();
     for (const c of this.containers.values()) {
       c.oom?.stop();
-      await c.init.io?.close(0);
-      for (const e of c.execs.values()) await e.io?.close(0);
+      for (const p of [c.init, ...c.execs.values()]) await (this.deps.custody ? p.io?.detach() : p.io?.close(0));
     }
   }
 }
