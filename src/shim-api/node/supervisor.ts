@@ -249,7 +249,10 @@ export class Supervisor {
     const w: Worker = { child, channel, ready: false, startedAt: Date.now() };
     this.worker = w;
     channel.on('message', (m) => this.onMessage(w, m));
-    child.once('error', (err) => this.deps.log.error({ err: String(err) }, 'node daemon: cannot start a worker'));
+    child.once('error', (err) => {
+      this.deps.log.error({ err: String(err) }, 'node daemon: cannot start a worker');
+      this.workerExited(w, null, null); // a spawn that failed emits no 'exit'
+    });
     child.once('exit', (code, signal) => this.workerExited(w, code, signal));
     this.deps.log.info({ workerPid: child.pid, restarts: this.restarts }, 'node daemon: worker started');
   }
