@@ -62,6 +62,8 @@ export interface Container {
   ioGid?: number;
   noPivot?: boolean;
   noNewKeyring?: boolean;
+  /** the spec's linux.cgroupsPath (removed after a create the runtime did not finish) */
+  cgroupsPath?: string;
 }
 
 /** The container of a Create request: its driver with the runc options applied, its init process. */
@@ -95,6 +97,7 @@ export function newContainer(
     ioGid: opts?.ioGid || undefined,
     noPivot: opts?.noPivotRoot || undefined,
     noNewKeyring: opts?.noNewKeyring || undefined,
+    cgroupsPath: spec.linux?.cgroupsPath || undefined,
   };
 }
 

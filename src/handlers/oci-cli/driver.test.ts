@@ -31,7 +31,7 @@ interface Fake {
   calls(): string[][];
   cwds(): string[];
   stdin(): string | undefined;
-  set(file: 'exit' | 'stdout' | 'stderr' | 'logline' | 'sleep', content: string): void;
+  set(file: 'exit' | 'stdout' | 'stderr' | 'logline' | 'sleep' | 'killself', content: string): void;
 }
 
 function fake(): Fake {
@@ -57,6 +57,7 @@ done
 [ -f "$D/stdout" ] && cat "$D/stdout"
 [ -f "$D/stderr" ] && cat "$D/stderr" >&2
 [ -f "$D/sleep" ] && exec sleep "$(cat "$D/sleep")"
+[ -f "$D/killself" ] && kill -9 $$
 [ -f "$D/exit" ] && exit "$(cat "$D/exit")"
 exit 0
 `,
@@ -405,6 +406,16 @@ test('stale error lines from earlier commands are ignored; falls back to stderr,
   rmSync(path.join(f.dir, 'stderr'));
   rmSync(path.join(f.bundle, 'log.json'));
   await rejects(d.resume('c1'), 'Unknown', 'OCI runtime resume failed: runc resume failed: no error message: exit status 2');
+});
+
+test('a runtime killed before it said anything: the error names the signal, not "no error message"', async () => {
+  const f = fake();
+  const d = driverFor(f, runcProfile);
+  f.set('killself', '');
+  await rejects(d.create('c1', { pidFile: path.join(f.dir, 'no-such-dir', 'pid') }), 'Unknown', 'OCI runtime create failed: runc create was killed by SIGKILL before it finished');
+  // what it said before it was killed still wins
+  f.set('stderr', 'half way\n');
+  await rejects(d.pause('c1'), 'Unknown', 'OCI runtime pause failed: runc pause failed: half way: signal: SIGKILL');
 });
 
 test('youki tracing-JSON log lines and runsc field order are understood', async () => {

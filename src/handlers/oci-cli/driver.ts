@@ -484,7 +484,10 @@ export class OciCliDriver {
     }
     if (!r.failed && r.exitCode === 0 && r.signal === undefined) return r;
     const logged = lastLogError(await readFrom(this.logPath, logStart));
-    const msg = logged ?? (r.stderr.trim() || r.stdout.trim() || 'no error message');
+    const said = logged ?? (r.stderr.trim() || r.stdout.trim());
+    // killed before it said anything (SIGKILL, OOM): that is the whole story
+    if (!said && r.signal !== undefined) throw new ShimError('Unknown', `OCI runtime ${op} failed: ${name} ${sub} was killed by ${r.signal} before it finished`);
+    const msg = said || 'no error message';
     const detail = msg.startsWith(`${name} ${sub} failed`) ? msg : `${name} ${sub} failed: ${msg}`;
     const status = r.signal !== undefined ? `signal: ${r.signal}` : `exit status ${r.exitCode}`;
     // runc-v2 (runtimeError) gives only the runtime's last logged error when there is one; the

@@ -12,6 +12,7 @@ import type { task } from '../../shim-api/pb.js';
 import type { Proc } from './process.js';
 import { ProcessIO, type FdKeeper, type StdioContext } from './stdio.js';
 import { withConsole, type Container, type OciHandlerDeps } from './container.js';
+import { removeCgroupDirs } from './cgroups/remove.js';
 
 export type LaunchDeps = Pick<OciHandlerDeps, 'profile' | 'mountAll' | 'unmountAll' | 'log'> & {
   stdio(c: Container): StdioContext;
@@ -43,6 +44,10 @@ export async function createInit(c: Container, req: task.CreateTaskRequest, deps
   } catch (err) {
     await init.io?.close(0);
     await driver.delete(req.id, { force: true }).catch(() => undefined);
+    // A runtime killed mid-create leaves its cgroup: delete --force finds no state to remove it by.
+    const cg = await removeCgroupDirs(c.cgroupsPath).catch((e: Error) => ({ removed: [], kept: [{ dir: c.cgroupsPath, code: e.message }] }));
+    if (cg.removed.length > 0) deps.log.info({ id: req.id, cgroups: cg.removed.length }, 'removed the cgroup of a failed create');
+    if (cg.kept.length > 0) deps.log.warn({ id: req.id, kept: cg.kept }, 'cannot remove the cgroup of a failed create');
     await unmountRootfs(c, deps);
     throw err;
   }
