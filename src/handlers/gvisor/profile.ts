@@ -26,9 +26,16 @@ export interface RunscBuild {
   binary: string;
   /** `runsc update` exists (runsc >= 2023; the pinned build). */
   update: boolean;
+  /**
+   * `checkpoint --leave-running` resumes the same sandbox (the pinned build: CheckpointOpts.Resume,
+   * runsc/cmd/checkpoint.go). Debian's 2022 runsc instead destroys the sandbox and restores a new
+   * one with the same id, and waits on the old sandbox process, which the shim (its parent, a
+   * child subreaper) has already reaped: "sandbox no longer running and its exit status is unavailable".
+   */
+  checkpointResumes: boolean;
 }
 
-export const DEBIAN_RUNSC: RunscBuild = { binary: 'runsc', update: false };
+export const DEBIAN_RUNSC: RunscBuild = { binary: 'runsc', update: false, checkpointResumes: false };
 
 const FLAG_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 const OWNED = new Set(['root', 'log', 'log-format', 'platform', 'network', 'debug', 'debug-log']);
@@ -66,12 +73,14 @@ export function gvisorProfileWith(o: GvisorOptions, build: RunscBuild = DEBIAN_R
     exitMonitor: 'wait',
     subcontainerStdioAt: 'start',
     checkpointExit: 'kill',
-    shimUnsupported: {
-      checkpoint:
-        'runsc (Debian 0.0~20221219) rebuilds the sandbox while checkpointing and then waits on the old sandbox process, ' +
-        'which tsshim as child subreaper has already reaped ("sandbox no longer running and its exit status is unavailable"); ' +
-        'runsc checkpoint itself works from the CLI',
-    },
+    shimUnsupported: build.checkpointResumes
+      ? {}
+      : {
+          checkpoint:
+            'runsc (Debian 0.0~20221219) rebuilds the sandbox while checkpointing and then waits on the old sandbox process, ' +
+            'which tsshim as child subreaper has already reaped ("sandbox no longer running and its exit status is unavailable"); ' +
+            'the pinned runsc (checkpoint --leave-running resumes the same sandbox) checkpoints through tsshim',
+        },
     killAllFlag: true,
     forceDeleteFlag: '--force',
     flags: {

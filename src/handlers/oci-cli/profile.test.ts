@@ -72,6 +72,9 @@ test('backend profiles state the documented differences', () => {
   assert.is(gvisorProfile.subcontainerStdioAt, 'start');
   assert.is(gvisorProfile.criuFlag, undefined);
   assert.equal(gvisorProfileWith({ platform: 'kvm', network: 'host' }).globalArgs, ['--platform=kvm', '--network=host']);
+  // checkpoint through the shim: only a runsc whose --leave-running resumes the same sandbox
+  assert.match(gvisorProfile.shimUnsupported.checkpoint ?? '', /rebuilds the sandbox/);
+  assert.is(gvisorProfileWith({ platform: 'ptrace', network: 'none' }, { binary: '/x/runsc', update: true, checkpointResumes: true }).shimUnsupported.checkpoint, undefined);
 
   assert.is(youkiProfile.checkpointSubcommand, 'checkpointt');
   assert.not.ok(youkiProfile.supports.has('restore'));
