@@ -8,6 +8,8 @@
 // `SoakSection` (see bench/soak-fuzz.ts) and list it in SECTIONS.
 import { writeFileSync } from 'node:fs';
 import { fuzzSection } from './soak-fuzz.js';
+import { groupSection } from './soak-group.js';
+import { hangSection, killCreateSection, restartSection } from './soak-faults.js';
 
 export interface SoakOptions {
   short: boolean;
@@ -26,7 +28,7 @@ export interface SoakSection {
   run(opts: SoakOptions): Promise<SoakResult>;
 }
 
-const SECTIONS: SoakSection[] = [fuzzSection];
+const SECTIONS: SoakSection[] = [groupSection, restartSection, killCreateSection, hangSection, fuzzSection];
 
 async function main(): Promise<void> {
   const args = process.argv.slice(2);

@@ -46,10 +46,11 @@ export interface PrivateContainerd {
   /** Last `lines` lines of containerd's log. */
   logTail(lines?: number): string;
   /**
-   * SIGTERM containerd, wait for exit, start again on the same root/state/sockets; running shims
-   * survive. `whileDown` runs while containerd is stopped (e.g. kill a container's process).
+   * SIGTERM containerd (`kill: true`: SIGKILL, a crash), wait for exit, start again on the same
+   * root/state/sockets; running shims survive. `whileDown` runs while containerd is stopped
+   * (e.g. kill a container's process).
    */
-  restart(opts?: { whileDown?: () => Promise<void> }): Promise<void>;
+  restart(opts?: { whileDown?: () => Promise<void>; kill?: boolean }): Promise<void>;
   /** Tears everything down (see stop() below); idempotent. */
   stop(): Promise<void>;
 }
@@ -181,13 +182,13 @@ export class Instance implements PrivateContainerd {
     return child;
   }
 
-  /** SIGTERM, wait up to graceMs, then SIGKILL. */
-  private async terminate(graceMs: number): Promise<void> {
+  /** SIGTERM (or `signal`), wait up to graceMs, then SIGKILL. */
+  private async terminate(graceMs: number, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
     const child = this.child;
     if (!child || child.exitCode !== null || child.signalCode !== null || !isAlive(child.pid ?? -1)) return;
     child.ref();
     try {
-      child.kill('SIGTERM');
+      child.kill(signal);
       let timer: NodeJS.Timeout | undefined;
       const done = await Promise.race([
         this.exited!.then(() => true),
@@ -203,9 +204,9 @@ export class Instance implements PrivateContainerd {
     }
   }
 
-  async restart(opts: { whileDown?: () => Promise<void> } = {}): Promise<void> {
+  async restart(opts: { whileDown?: () => Promise<void>; kill?: boolean } = {}): Promise<void> {
     if (this.stopped) throw new Error('restart() after stop()');
-    await this.terminate(20_000);
+    await this.terminate(20_000, opts.kill ? 'SIGKILL' : 'SIGTERM');
     await opts.whileDown?.();
     await this.launch();
   }

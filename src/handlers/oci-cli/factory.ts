@@ -8,6 +8,13 @@ import { OciCliDriver, readPidFile, runtimeFeatures } from './driver.js';
 import { anyOf, TYPE_URL, type Any } from '../../shim-api/pb.js';
 import type { RuntimeProfile } from './profile.js';
 import { OciTaskHandler } from './task-handler.js';
+import { invalidArgument } from '../../shim-api/errors.js';
+
+/** `[options] timeout_ms`: the bound on each backend command but `wait` (a hung backend ends as DeadlineExceeded); 0 = none. */
+function timeoutOption(v: unknown): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) throw invalidArgument(`handler config [options] timeout_ms must be a whole number of milliseconds >= 0, got ${JSON.stringify(v)}`);
+  return v;
+}
 
 export function ociHandlerFactory(type: string, profileFor: (config: HandlerConfig) => RuntimeProfile): HandlerFactory {
   const driverOverrides = (config: HandlerConfig) => ({
@@ -16,6 +23,7 @@ export function ociHandlerFactory(type: string, profileFor: (config: HandlerConf
     ...(Array.isArray(config.options.extra_args) ? { extraGlobalArgs: (config.options.extra_args as unknown[]).map(String) } : {}),
     ...(config.options.systemd_cgroup === true ? { systemdCgroup: true } : {}),
     ...(typeof config.options.criu_path === 'string' ? { criuPath: config.options.criu_path } : {}),
+    ...(config.options.timeout_ms !== undefined ? { timeoutMs: timeoutOption(config.options.timeout_ms) } : {}),
   });
   return {
     type,

@@ -16,6 +16,7 @@ export const runcDefinition = defineOciHandler({
     options: `systemd_cgroup = false              # true needs systemd as PID 1
 # criu_path = "/usr/sbin/criu"      # CRIU binary for checkpoint/restore
 # extra_args = []                   # more runc global flags
+# timeout_ms = 60000                # bound on each runc command but wait (a hung runc: DeadlineExceeded)
 `,
   },
   details: (facts) => ({
