@@ -287,6 +287,7 @@ async function hangInCreate(env: SoakContainerd, kind: Kind, tsshimBoundMs: numb
     // the other task of the group, asked one call at a time while the create hangs
     let psAnswered = 0;
     let psFailed = 0;
+    let firstCallError: string | undefined;
     let released = false;
     while (answeredAt === 0) {
       if (Date.now() - t0 > watchMs) {
@@ -299,8 +300,15 @@ async function hangInCreate(env: SoakContainerd, kind: Kind, tsshimBoundMs: numb
       }
       // containerd's Get of the other task: its shim's State
       const ps = client.tasks.get({ containerId: leader }).then(
-        (g) => g.process?.status === Status.RUNNING,
-        () => false,
+        (g) => {
+          if (g.process?.status === Status.RUNNING) return true;
+          firstCallError ??= `answered with status ${Status[g.process?.status ?? Status.UNKNOWN] ?? g.process?.status}`;
+          return false;
+        },
+        (e: Error) => {
+          firstCallError ??= e.message.slice(0, 200);
+          return false;
+        },
       );
       const got = await Promise.race([ps, run.then(() => undefined)]);
       if (got === undefined) break; // create answered first
@@ -335,7 +343,7 @@ async function hangInCreate(env: SoakContainerd, kind: Kind, tsshimBoundMs: numb
         createAnsweredAfterSeconds: released ? null : round1(createSeconds),
         releasedByKillingTheBackendAfterSeconds: released ? round1(watchMs / 1000) : null,
         error,
-        otherTaskCallsDuringHang: { answered: psAnswered, failed: psFailed },
+        otherTaskCallsDuringHang: { answered: psAnswered, failed: psFailed, ...(firstCallError ? { firstError: firstCallError } : {}) },
         leftovers: left,
         hungBackendAlive: stray > 0,
         groupShimServesAfter: serves,

@@ -1,4 +1,4 @@
-// Soak section `fuzz`: N fuzzed ttrpc frames (1,000,000; 50,000 with --short) against a real
+// Soak section `fuzz`: N fuzzed ttrpc frames (1,000,000; 100,000 with --short) against a real
 // shim daemon's socket (started with containerd's bootstrap contract, no containerd), tsshim
 // and runc-v2 alike: 0 crashes, the shim still answers afterwards, RSS before/peak/after.
 import type { SoakSection } from './soak.js';
@@ -27,7 +27,7 @@ export const fuzzSection: SoakSection = {
   name: 'fuzz',
   description: 'fuzzed ttrpc frames against the shim socket (0 crashes, RSS bounded)',
   async run({ short }) {
-    const total = short ? 50_000 : 1_000_000;
+    const total = short ? 100_000 : 1_000_000;
     const seed = Number(process.env.TSSHIM_SOAK_SEED ?? 20261202);
     const figures: Record<string, unknown> = { frames: total, seed };
     const failures: string[] = [];

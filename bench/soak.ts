@@ -3,9 +3,17 @@
 //
 //   node dist/bench/soak.js [--short] [--only fuzz,...] [--json out.json]
 //
-// --short is the CI form (smaller counts, same checks). A section returns its figures and a
-// list of failures; the exit status is 1 when any section failed. Add a section: write a
-// `SoakSection` (see bench/soak-fuzz.ts) and list it in SECTIONS.
+// Sections (tsshim and runc-v2 in each; only tsshim's problems are failures):
+//   group        N containers in one shim group, M execs: the shim back to its baseline (soak-group.ts)
+//   restart      containerd SIGKILLed during Start and during an exec (soak-faults.ts)
+//   kill-create  the backend SIGKILLed in the middle of create (soak-faults.ts)
+//   hang         a backend hung in create: bounded, clear error, the group served (soak-faults.ts)
+//   fuzz         fuzzed ttrpc frames against the shim socket (soak-fuzz.ts)
+//
+// --short is the CI form (smaller counts, same checks; a few minutes). A section returns its
+// figures and a list of failures; the exit status is 1 when any section failed. A failure is a
+// defect (crash, leak, lost exit, unbounded hang), never a duration. Add a section: write a
+// `SoakSection` and list it in SECTIONS.
 import { writeFileSync } from 'node:fs';
 import { fuzzSection } from './soak-fuzz.js';
 import { groupSection } from './soak-group.js';
