@@ -1,135 +1,172 @@
-// npm run bench [-- --runs 20 --containers 10 --write]: tsshim vs io.containerd.runc.v2
-// side by side on one private containerd, interleaved; medians and ratios, no thresholds.
-import { readFileSync, writeFileSync, existsSync } from 'node:fs';
-import { execFileSync, spawnSync } from 'node:child_process';
+// npm run bench [-- --rounds 4 --samples 8 --parallel 20 --max 100 --batch 5 --writers 20 --mib 64 --write]
+//
+// containerd's io.containerd.runc.v2, tsshim in pod mode and tsshim in node mode side by side in
+// ONE run of interleaved rounds (each round measures every column, in rotating order), on two
+// private containerd 1.6 instances (bench/columns.ts). Medians with their spread and ratios vs
+// runc-v2; no thresholds: this reports, it never fails on a number.
+//
+//   (a) start: `ctr run --rm … true`, `samples` per column per round, interleaved
+//   (b) exec: `ctr task exec … true` in a running container, likewise
+//   (c) `parallel` concurrent `ctr run -d`: wall time
+//   (d) total shim RSS/PSS with `parallel` and with `max` containers running (every shim process
+//       of that containerd: runc-v2's per-task daemons, tsshim's per-task daemons in pod mode, the
+//       node daemon in node mode); also per container
+//   (e) `writers` containers writing `mib` MiB each to stdout at full speed: aggregate MB/s and
+//       the shim CPU time it cost (utime+stime from /proc/<pid>/stat)
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import os from 'node:os';
-import { startContainerd, importTestImage, uniqueId, REPO_ROOT, type PrivateContainerd } from '../test/helpers/containerd.js';
-import { findProcesses } from '../test/helpers/proc.js';
-import { RUNTIME_TYPE as TSSHIM } from '../src/shim-api/runtime-type.js';
-
-const RUNC = 'io.containerd.runc.v2';
+import { REPO_ROOT } from '../test/helpers/proc.js';
+import { setupColumns, type Column, type ColumnKey } from './columns.js';
+import {
+  execLatency, listed, loadAverage, order, scale, startLatency, stdioThroughput, warmUp,
+  type PerColumn, type ScaleResult, type StdioResult, type StdioSink,
+} from './measures.js';
+import { cell, fmt, ratio, summarize, type Summary } from './stats.js';
 
 function arg(name: string, def: number): number {
   const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? Number(process.argv[i + 1]) : def;
-}
-const quantile = (xs: number[], q: number) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor(q * (s.length - 1) + 0.5))]!;
-};
-const median = (xs: number[]) => quantile(xs, 0.5);
-const fmt = (n: number, d = 1) => n.toFixed(d);
-
-async function runLatency(cd: PrivateContainerd, image: string, runs: number) {
-  const t: Record<string, number[]> = { [RUNC]: [], [TSSHIM]: [] };
-  for (let i = 0; i < runs; i++) {
-    for (const rt of i % 2 === 0 ? [RUNC, TSSHIM] : [TSSHIM, RUNC]) {
-      const id = uniqueId('bench');
-      const t0 = process.hrtime.bigint();
-      const r = await cd.ctr(['run', '--rm', '--runtime', rt, image, id, 'true']);
-      const ms = Number(process.hrtime.bigint() - t0) / 1e6;
-      if (r.exitCode !== 0) throw new Error(`${rt} run failed: ${r.stderr}`);
-      t[rt]!.push(ms);
-    }
-  }
-  return t;
+  if (i < 0) return def;
+  const n = Number(process.argv[i + 1]);
+  if (!Number.isFinite(n) || n < 0) throw new Error(`--${name} needs a number, not ${process.argv[i + 1]}`);
+  return n;
 }
 
-function memOf(pids: number[]) {
-  let rss = 0;
-  let pss = 0;
-  for (const pid of pids) {
-    try {
-      rss += Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]);
-      pss += Number(/Pss:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'))![1]);
-    } catch {
-      /* gone */
-    }
-  }
-  return { rssKb: rss, pssKb: pss };
+const KEYS: ColumnKey[] = ['runc', 'pod', 'node'];
+const SINKS: StdioSink[] = ['fifo', 'file'];
+const perColumn = <T>(f: () => T): PerColumn<T> => ({ runc: f(), pod: f(), node: f() });
+
+function log(msg: string): void {
+  process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)} load ${loadAverage()}] ${msg}\n`);
 }
 
-async function shimMemory(cd: PrivateContainerd, image: string, n: number) {
-  const out: Record<string, { rssKb: number; pssKb: number; shims: number }> = {};
-  for (const rt of [RUNC, TSSHIM]) {
-    const ids: string[] = [];
-    for (let i = 0; i < n; i++) {
-      const id = uniqueId('mem');
-      const r = await cd.ctr(['run', '-d', '--runtime', rt, image, id, 'sleep', '300']);
-      if (r.exitCode !== 0) throw new Error(r.stderr);
-      ids.push(id);
-    }
-    await new Promise((r) => setTimeout(r, 1500));
-    const marker = rt === RUNC ? 'containerd-shim-runc-v2' : 'containerd-shim-tsshim-v2';
-    const pids = findProcesses((argv) => argv.some((a) => a.includes(marker)) && argv.includes(cd.address) && !argv.includes('start') && !argv.includes('delete')).map((p) => p.pid);
-    const m = memOf(pids);
-    out[rt] = { rssKb: m.rssKb / n, pssKb: m.pssKb / n, shims: pids.length };
-    for (const id of ids) {
-      await cd.ctr(['task', 'kill', '-s', 'SIGKILL', id]);
-    }
-    for (const id of ids) {
-      for (let k = 0; k < 50; k++) {
-        const r = await cd.ctr(['task', 'rm', id]);
-        if (r.exitCode === 0) break;
-        await new Promise((res) => setTimeout(res, 100));
-      }
-      await cd.ctr(['c', 'rm', id]);
-    }
-  }
-  return out;
-}
-
-function timeCommand(cmd: string, args: string[], runs: number): number {
-  const xs: number[] = [];
-  for (let i = 0; i < runs; i++) {
-    const t0 = process.hrtime.bigint();
-    spawnSync(cmd, args, { stdio: 'ignore' });
-    xs.push(Number(process.hrtime.bigint() - t0) / 1e6);
-  }
-  return median(xs);
-}
-
-async function main() {
-  const runs = arg('runs', 20);
-  const containers = arg('containers', 10);
-  const cd = await startContainerd({ name: 'bench' });
-  let md = '';
+function versionLine(cmd: string, args: string[]): string {
   try {
-    const image = await importTestImage(cd);
-    await cd.ctr(['run', '--rm', '--runtime', TSSHIM, image, uniqueId('warm'), 'true']);
-    await cd.ctr(['run', '--rm', '--runtime', RUNC, image, uniqueId('warm'), 'true']);
-    const lat = await runLatency(cd, image, runs);
-    const mem = await shimMemory(cd, image, containers);
-    const shim = join(REPO_ROOT, 'bin', 'containerd-shim-tsshim-v2');
-    const startup = {
-      runc: timeCommand('/usr/bin/containerd-shim-runc-v2', ['-v'], 20),
-      tsshim: timeCommand(shim, ['-v'], 20),
-      node: timeCommand(process.execPath, ['-e', '0'], 20),
-    };
-    const r = (a: number, b: number) => `${fmt(a / b, 2)}×`;
-    const rows = [
-      ['`ctr run --rm … true`, median ms', fmt(median(lat[RUNC]!)), fmt(median(lat[TSSHIM]!)), r(median(lat[TSSHIM]!), median(lat[RUNC]!))],
-      ['`ctr run --rm … true`, p90 ms', fmt(quantile(lat[RUNC]!, 0.9)), fmt(quantile(lat[TSSHIM]!, 0.9)), r(quantile(lat[TSSHIM]!, 0.9), quantile(lat[RUNC]!, 0.9))],
-      [`shim RSS per running container (${containers} containers), MiB`, fmt(mem[RUNC]!.rssKb / 1024), fmt(mem[TSSHIM]!.rssKb / 1024), r(mem[TSSHIM]!.rssKb, mem[RUNC]!.rssKb)],
-      [`shim PSS per running container (${containers} containers), MiB`, fmt(mem[RUNC]!.pssKb / 1024), fmt(mem[TSSHIM]!.pssKb / 1024), r(mem[TSSHIM]!.pssKb, mem[RUNC]!.pssKb)],
-      ['shim binary `-v`, median ms (node -e 0: ' + fmt(startup.node) + ' ms)', fmt(startup.runc), fmt(startup.tsshim), r(startup.tsshim, startup.runc)],
-    ];
-    const date = new Date().toISOString().slice(0, 10);
-    md = `## ${date}: ${runs} interleaved runs, ${containers} containers\n\n` +
-      `Host: ${os.cpus().length} CPUs, kernel ${os.release()}, ${execFileSync('containerd', ['--version']).toString().trim().split(' ').slice(0, 3).join(' ')}, ${execFileSync('runc', ['--version']).toString().split('\n')[0]}, node ${process.version}. Shared, noisy machine: medians.\n\n` +
-      `| measure | ${RUNC} | ${TSSHIM} | tsshim / runc-v2 |\n|---|---:|---:|---:|\n` +
-      rows.map((x) => `| ${x.join(' | ')} |`).join('\n') + '\n';
+    return execFileSync(cmd, args, { encoding: 'utf8' }).split('\n')[0]!.trim();
+  } catch {
+    return `${cmd}: ?`;
+  }
+}
+
+async function main(): Promise<void> {
+  const o = {
+    rounds: Math.max(1, arg('rounds', 4)),
+    samples: Math.max(1, arg('samples', 8)),
+    parallel: arg('parallel', 20),
+    max: arg('max', 100),
+    batch: Math.max(1, arg('batch', 5)),
+    writers: arg('writers', 20),
+    mib: arg('mib', 64),
+    settleMs: arg('settle-ms', 2000),
+  };
+  const started = Date.now();
+  const loadBefore = loadAverage();
+  log(`options ${JSON.stringify(o)}`);
+  const setup = await setupColumns();
+  const cols = setup.columns;
+  const start = perColumn<number[]>(() => []);
+  const exec = perColumn<number[]>(() => []);
+  const scales = perColumn<ScaleResult[]>(() => []);
+  const stdio: Record<StdioSink, PerColumn<StdioResult[]>> = { file: perColumn(() => []), fifo: perColumn(() => []) };
+  const loads: string[] = [];
+  let md = '';
+  const scratch = mkdtempSync('/run/tsshim-bench-out-');
+  try {
+    log(setup.description);
+    await warmUp(cols, scratch);
+    for (let round = 0; round < o.rounds; round++) {
+      loads.push(loadAverage());
+      log(`round ${round + 1}/${o.rounds}: start latency`);
+      await startLatency(cols, round, o.samples, start);
+      log(`round ${round + 1}/${o.rounds}: exec latency`);
+      await execLatency(cols, round, o.samples, exec);
+      for (const col of order(cols, round)) {
+        log(`round ${round + 1}/${o.rounds}: ${col.label}: ${o.parallel} parallel starts, memory at ${o.parallel} and ${o.max}`);
+        scales[col.key].push(await scale(col, o.parallel, o.max, o.batch, o.settleMs));
+      }
+      if (o.writers > 0) {
+        for (const sink of SINKS) {
+          for (const col of order(cols, round + (sink === 'file' ? 3 : 4))) {
+            log(`round ${round + 1}/${o.rounds}: ${col.label}: stdio to a ${sink} sink, ${o.writers} writers × ${o.mib} MiB`);
+            stdio[sink][col.key].push(await stdioThroughput(col, o.writers, o.mib, o.batch, sink));
+          }
+        }
+      }
+    }
+    for (const col of cols) {
+      const n = await listed(col);
+      if (n > 0) log(`${col.label}: ${n} containers still listed after the bench (teardown removes them)`);
+    }
+    md = render(cols, o, setup.description, { start, exec, scales, stdio }, { loadBefore, loads, loadAfter: loadAverage(), minutes: (Date.now() - started) / 60000 });
     console.log(md);
   } finally {
-    await cd.stop();
+    rmSync(scratch, { recursive: true, force: true });
+    await setup.teardown();
   }
-  if (process.argv.includes('--write')) {
-    const file = join(REPO_ROOT, 'docs', 'benchmarks.md');
-    const head = '# Benchmarks\n\n`npm run bench -- --write` appends a dated section. Numbers are medians on a shared 2-core VM.\n\n';
-    const prev = existsSync(file) ? readFileSync(file, 'utf8').replace(head, '') : '';
-    writeFileSync(file, head + md + '\n' + prev);
+  if (process.argv.includes('--write')) writeDoc(md);
+}
+
+interface Results {
+  start: PerColumn<number[]>;
+  exec: PerColumn<number[]>;
+  scales: PerColumn<ScaleResult[]>;
+  stdio: Record<StdioSink, PerColumn<StdioResult[]>>;
+}
+
+function render(cols: Column[], o: Record<string, number>, description: string, r: Results, load: { loadBefore: string; loads: string[]; loadAfter: string; minutes: number }): string {
+  const label = (k: ColumnKey) => cols.find((c) => c.key === k)!.label;
+  const rows: Array<[string, PerColumn<Summary>, number]> = [];
+  const add = (name: string, f: (k: ColumnKey) => number[], digits = 1) => rows.push([name, { runc: summarize(f('runc')), pod: summarize(f('pod')), node: summarize(f('node')) }, digits]);
+  const mem = (k: ColumnKey, i: number, g: (m: ScaleResult['at'][number]) => number) => r.scales[k].map((s) => s.at[i]).filter((x) => x !== undefined).map(g);
+  const MiB = 1024;
+  add('`ctr run --rm … true`, ms', (k) => r.start[k]);
+  add('`ctr task exec … true`, ms', (k) => r.exec[k]);
+  add(`${o.parallel} parallel \`ctr run -d\`, wall ms`, (k) => r.scales[k].map((s) => s.parallelMs), 0);
+  for (const [i, n] of [[0, o.parallel], [1, o.max]] as const) {
+    if (n === undefined || (i === 1 && o.max <= o.parallel)) continue;
+    add(`total shim RSS, ${n} containers, MiB`, (k) => mem(k, i, (m) => m.memory.rssKiB / MiB));
+    add(`total shim PSS, ${n} containers, MiB`, (k) => mem(k, i, (m) => m.memory.pssKiB / MiB));
+    add(`shim RSS per container, ${n} containers, MiB`, (k) => mem(k, i, (m) => m.memory.rssKiB / MiB / m.containers), 2);
+    add(`shim PSS per container, ${n} containers, MiB`, (k) => mem(k, i, (m) => m.memory.pssKiB / MiB / m.containers), 2);
+    add(`shim processes, ${n} containers`, (k) => mem(k, i, (m) => m.memory.processes), 0);
   }
+  for (const sink of o.writers > 0 ? SINKS : []) {
+    const st = r.stdio[sink];
+    add(`stdio to ${sink === 'fifo' ? 'FIFOs' : 'a file'}, ${o.writers} writers × ${o.mib} MiB, aggregate MB/s`, (k) => st[k].map((s) => s.bytes / 1e6 / s.seconds), 0);
+    add(`stdio to ${sink === 'fifo' ? 'FIFOs' : 'a file'}: shim CPU s (utime+stime)`, (k) => st[k].map((s) => s.shimCpuSeconds), 2);
+    add(`stdio to ${sink === 'fifo' ? 'FIFOs' : 'a file'}: shim CPU ms per GB`, (k) => st[k].map((s) => (s.shimCpuSeconds * 1000) / (s.bytes / 1e9)), 0);
+  }
+  const date = new Date().toISOString().slice(0, 10);
+  const host =
+    `Host: ${os.cpus().length} CPUs, ${Math.round(os.totalmem() / 2 ** 30)} GiB, kernel ${os.release()}, ` +
+    `${versionLine('containerd', ['--version']).split(' ').slice(0, 3).join(' ')}, ${versionLine('runc', ['--version'])}, node ${process.version}.`;
+  return (
+    `## ${date}: runc-v2, tsshim pod mode, tsshim node mode: ${o.rounds} interleaved rounds\n\n` +
+    `${host} Setup: ${description}. Each round measures every column, in rotating order; ` +
+    `latencies: ${o.samples} samples per column per round, cell = median (p10–p90) over all rounds; ` +
+    `per-round figures (parallel starts, memory, stdio): median (min–max) over the rounds. ` +
+    `Memory counts every shim process of that containerd (runc-v2: one daemon per task; pod mode: one Node daemon per task; ` +
+    `node mode: the one node daemon), after ${o.settleMs} ms of settling; the ${o.max}-container step starts ${o.batch} at a time. ` +
+    `stdio: containers started first (\`ctr run -d --log-uri\`), waiting for a go file, then \`dd if=/dev/zero bs=64k\` to stdout; ` +
+    `FIFOs: a FIFO per container (\`--log-uri <path>\`) read by a \`cat >/dev/null\` (the shim → FIFO → reader path of ctr and CRI; cat's CPU not counted); ` +
+    `a file: \`file:///dev/null\`, which the shim writes itself (its copy is the only copy); timed from the go file to the last ` +
+    `/tasks/exit event; shim CPU = utime+stime of the shim processes from /proc/<pid>/stat before/after. Load average (1/5/15 min) before: ${load.loadBefore}; at each round's start: ${load.loads.join('; ')}; after: ${load.loadAfter}. ` +
+    `Took ${fmt(load.minutes, 1)} min.\n\n` +
+    `| measure | ${label('runc')} | ${label('pod')} | ${label('node')} | pod / runc-v2 | node / runc-v2 |\n|---|---:|---:|---:|---:|---:|\n` +
+    rows.map(([name, s, d]) => `| ${name} | ${KEYS.map((k) => cell(s[k], d)).join(' | ')} | ${ratio(s.pod, s.runc)} | ${ratio(s.node, s.runc)} |`).join('\n') +
+    '\n'
+  );
+}
+
+const HEAD = '# Benchmarks\n\n`npm run bench -- --write` prepends a dated section (the newest first). Shared 2-core VM: medians with their spread.\n\n';
+
+function writeDoc(md: string): void {
+  const file = join(REPO_ROOT, 'docs', 'benchmarks.md');
+  let prev = existsSync(file) ? readFileSync(file, 'utf8') : '';
+  const firstSection = prev.indexOf('\n## ');
+  prev = firstSection >= 0 ? prev.slice(firstSection + 1) : '';
+  writeFileSync(file, HEAD + md + '\n' + prev);
 }
 
 main().catch((e) => {
