@@ -147,7 +147,7 @@ function render(cols: Column[], o: Record<string, number>, description: string, 
     `latencies: ${o.samples} samples per column per round, cell = median (p10–p90) over all rounds; ` +
     `per-round figures (parallel starts, memory, stdio): median (min–max) over the rounds. ` +
     `Memory counts every shim process of that containerd (runc-v2: one daemon per task; pod mode: one Node daemon per task; ` +
-    `node mode: the one node daemon), after ${o.settleMs} ms of settling; the ${o.max}-container step starts ${o.batch} at a time. ` +
+    `node mode: the node daemon's supervisor and worker, from \`tsshim node status\` and the process list), after ${o.settleMs} ms of settling; the ${o.max}-container step starts ${o.batch} at a time. ` +
     `stdio: containers started first (\`ctr run -d --log-uri\`), waiting for a go file, then \`dd if=/dev/zero bs=64k\` to stdout; ` +
     `FIFOs: a FIFO per container (\`--log-uri <path>\`) read by a \`cat >/dev/null\` (the shim → FIFO → reader path of ctr and CRI; cat's CPU not counted); ` +
     `a file: \`file:///dev/null\`, which the shim writes itself (its copy is the only copy); timed from the go file to the last ` +

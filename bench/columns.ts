@@ -75,8 +75,9 @@ export async function setupColumns(): Promise<Setup> {
   const teardown = async () => {
     const status = nodeCd ? nodeStatus(nodeCd) : undefined;
     for (const cd of started) await cd.stop();
-    // The node daemon outlives its tasks and its containerd by design: end it like an operator.
-    for (const pid of [status?.workerPid, status?.supervisorPid]) {
+    // The node daemon outlives its tasks and its containerd by design: end it like an operator
+    // (SIGTERM to its supervisor, which ends its worker), then anything of it still alive.
+    for (const pid of [status?.supervisorPid, status?.workerPid, status?.pid]) {
       if (pid && isAlive(pid)) {
         process.kill(pid, 'SIGTERM');
         if (!(await waitFor(() => !isAlive(pid), 10_000))) process.kill(pid, 'SIGKILL');
@@ -106,7 +107,7 @@ export async function setupColumns(): Promise<Setup> {
         shimPids: () => {
           const s = nodeStatus(b);
           const pids = new Set(daemonsOf(b, 'containerd-shim-tsshim-v2'));
-          for (const p of [s?.workerPid, s?.supervisorPid]) if (p) pids.add(p);
+          for (const p of [s?.supervisorPid, s?.workerPid, s?.pid]) if (p) pids.add(p);
           return [...pids];
         },
       },

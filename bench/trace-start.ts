@@ -86,12 +86,16 @@ async function main(): Promise<void> {
     }
   });
   let daemon: number | undefined;
+  let supervisor: number | undefined;
   try {
     const image = await importTestImage(cd);
     for (let i = 0; i < 2; i++) await cd.ctr(['run', '--rm', '--runtime', TSSHIM, image, uniqueId('warm'), 'true']);
     const status = nodeStatus(cd);
     if (!status) throw new Error('no node daemon after the warm-up');
-    daemon = status.workerPid;
+    // Supervisor and worker (one process while they are one): the worker runs runc and logs RPCs.
+    daemon = status.workerPid ?? status.pid;
+    supervisor = status.supervisorPid && status.supervisorPid !== daemon ? status.supervisorPid : undefined;
+    const attach = [String(cd.pid), String(daemon), ...(supervisor ? [String(supervisor)] : [])];
     const logFile = nodePaths(cd.address).log;
     // The last traced run is runc-v2's on the same containerd, for contrast (strace -f on containerd
     // follows its shim's start, daemon and runc children).
@@ -99,10 +103,10 @@ async function main(): Promise<void> {
     for (let run = 0; run <= runs; run++) {
       const runtime = run < runs ? TSSHIM : RUNC_V2;
       const traceFile = join(dir, `trace-${run}.txt`);
-      const strace = spawn('strace', ['-f', '-tt', '-e', 'trace=execve,connect,exit_group,clone,clone3,fork,vfork', '-s', '256', '-o', traceFile, '-p', String(cd.pid), ...(runtime === TSSHIM ? ['-p', String(daemon)] : [])], { stdio: ['ignore', 'ignore', 'pipe'] });
+      const strace = spawn('strace', ['-f', '-tt', '-e', 'trace=execve,connect,exit_group,clone,clone3,fork,vfork', '-s', '256', '-o', traceFile, '-p', String(cd.pid), ...(runtime === TSSHIM ? attach.slice(1).flatMap((p) => ['-p', p]) : [])], { stdio: ['ignore', 'ignore', 'pipe'] });
       let said = '';
       strace.stderr!.on('data', (b: Buffer) => (said += b.toString()));
-      await waitFor(() => (said.match(/attached/g) ?? []).length >= (runtime === TSSHIM ? 2 : 1), 10_000);
+      await waitFor(() => (said.match(/attached/g) ?? []).length >= (runtime === TSSHIM ? attach.length : 1), 10_000);
       await sleep(300);
       const logBefore = readFileSync(logFile, 'utf8').length;
       const start = new Date();
@@ -114,16 +118,16 @@ async function main(): Promise<void> {
       strace.kill('SIGINT');
       await new Promise((res) => strace.once('exit', res));
       const t0 = start.getTime() - localMidnight(start);
-      const pidNames = new Map<number, string>([[cd.pid, 'containerd'], [daemon, 'node daemon']]);
+      const pidNames = new Map<number, string>([[cd.pid, 'containerd'], [daemon, 'worker'], ...(supervisor ? [[supervisor, 'supervisor'] as [number, string]] : [])]);
       const events = parseStrace(readFileSync(traceFile, 'utf8'), t0, pidNames);
       for (const line of readFileSync(logFile, 'utf8').slice(logBefore).split('\n')) {
         try {
           const j = JSON.parse(line) as { time: number; msg: string; method?: string; ms?: number; topic?: string };
           if (j.msg === 'request' && j.method && typeof j.ms === 'number') {
-            events.push({ ms: j.time - j.ms - start.getTime(), pid: daemon, what: `RPC ${j.method} begins (takes ${j.ms.toFixed(1)} ms)` });
-            events.push({ ms: j.time - start.getTime(), pid: daemon, what: `RPC ${j.method} answered` });
-          } else if (j.msg === 'event forwarded') events.push({ ms: j.time - start.getTime(), pid: daemon, what: `event ${j.topic} forwarded` });
-          else if (j.msg === 'process exited') events.push({ ms: j.time - start.getTime(), pid: daemon, what: 'log: process exited (reaped)' });
+            events.push({ ms: j.time - j.ms - start.getTime(), pid: daemon!, what: `RPC ${j.method} begins (takes ${j.ms.toFixed(1)} ms)` });
+            events.push({ ms: j.time - start.getTime(), pid: daemon!, what: `RPC ${j.method} answered` });
+          } else if (j.msg === 'event forwarded') events.push({ ms: j.time - start.getTime(), pid: daemon!, what: `event ${j.topic} forwarded` });
+          else if (j.msg === 'process exited') events.push({ ms: j.time - start.getTime(), pid: daemon!, what: 'log: process exited (reaped)' });
         } catch {
           /* not JSON */
         }
@@ -135,7 +139,7 @@ async function main(): Promise<void> {
       for (const e of events) {
         if (e.ms < -5 || e.ms > total + 50) continue;
         if (runtime !== TSSHIM && /^exit 0: fork of (containerd$|fork of containerd$)/.test(e.what)) continue;
-        console.log(`| ${e.ms.toFixed(1)} | ${e.pid === cd.pid ? 'containerd' : e.pid === daemon && runtime === TSSHIM ? 'daemon' : e.pid} | ${e.what} |`);
+        console.log(`| ${e.ms.toFixed(1)} | ${e.pid === cd.pid ? 'containerd' : e.pid === daemon && runtime === TSSHIM ? 'worker' : e.pid === supervisor && runtime === TSSHIM ? 'supervisor' : e.pid} | ${e.what} |`);
       }
       console.log(`| ${total.toFixed(1)} | ctr | ctr run --rm exits |`);
     }
@@ -189,9 +193,11 @@ async function main(): Promise<void> {
     line('launcher `delete` fast path (sh + cat of the DeleteResponse), run directly', deleteMs);
   } finally {
     await cd.stop();
-    if (daemon && isAlive(daemon)) {
-      process.kill(daemon, 'SIGTERM');
-      await waitFor(() => !isAlive(daemon!), 10_000);
+    for (const pid of [supervisor, daemon]) {
+      if (pid && isAlive(pid)) {
+        process.kill(pid, 'SIGTERM');
+        await waitFor(() => !isAlive(pid), 10_000);
+      }
     }
     rmSync(dir, { recursive: true, force: true });
   }
