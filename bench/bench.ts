@@ -140,7 +140,8 @@ function render(cols: Column[], o: Record<string, number>, description: string, 
   const date = new Date().toISOString().slice(0, 10);
   const host =
     `Host: ${os.cpus().length} CPUs, ${Math.round(os.totalmem() / 2 ** 30)} GiB, kernel ${os.release()}, ` +
-    `${versionLine('containerd', ['--version']).split(' ').slice(0, 3).join(' ')}, ${versionLine('runc', ['--version'])}, node ${process.version}.`;
+    `${versionLine('containerd', ['--version']).split(' ').slice(0, 3).join(' ')}, ${versionLine('runc', ['--version'])}, node ${process.version}, ` +
+    `tsshim at ${versionLine('git', ['-C', REPO_ROOT, 'log', '-1', '--format=%h (%cs)'])}.`;
   return (
     `## ${date}: runc-v2, tsshim pod mode, tsshim node mode: ${o.rounds} interleaved rounds\n\n` +
     `${host} Setup: ${description}. Each round measures every column, in rotating order; ` +
