@@ -126,8 +126,9 @@ async function runNodeWorker(flags: ShimFlags): Promise<void> {
       containerdAddress: flags.address,
       compose: (namespace, socket, exits, custody) =>
         compose({ namespace, log: log.child({ namespace }), ttrpcAddress: process.env.TTRPC_ADDRESS, containerdAddress: flags.address, publishBinary: flags.publishBinary, debug: flags.debug, socket, exits, custody }),
-      startReaping: (onExit) => {
+      startReaping: (onExit, onCommand) => {
         reaper.on('exit', onExit);
+        reaper.on('command', (c) => onCommand(c.pid, c.running));
         reaper.start({ subreaper: false });
       },
     },

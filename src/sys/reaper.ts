@@ -111,7 +111,13 @@ installSpawnHook();
 // Reaper
 // ---------------------------------------------------------------------------
 
-export class Reaper extends EventEmitter<{ exit: [ExitEvent] }> {
+/** A run() command starting (running: true) or done: node mode's worker tells its supervisor (ADR 0018). */
+export interface CommandEvent {
+  pid: number;
+  running: boolean;
+}
+
+export class Reaper extends EventEmitter<{ exit: [ExitEvent]; command: [CommandEvent] }> {
   private started = false;
   private readonly onSigchld = (): void => {
     this.sweep();
@@ -206,7 +212,9 @@ export class Reaper extends EventEmitter<{ exit: [ExitEvent] }> {
     });
     trackChild(sub as unknown as ChildProcess); // execa 9's subprocess is the ChildProcess itself
     const spawned = typeof sub.pid === 'number';
+    if (spawned) this.emit('command', { pid: sub.pid!, running: true });
     const r = await sub;
+    if (spawned) this.emit('command', { pid: sub.pid!, running: false });
     if (!spawned) throw await spawnError(file, opts, r.code, (r as { message?: string }).message ?? '');
     const signal = typeof r.signal === 'string' ? r.signal : undefined;
     const signum = signal ? (osConstants.signals as Record<string, number>)[signal] : undefined;

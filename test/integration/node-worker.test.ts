@@ -185,8 +185,15 @@ for (const h of HANDLERS) {
   t('during a burst of 20 starts: each ctr run ran or failed; every one that ran is served afterwards', async ({ cd, image }) => {
     const ids = Array.from({ length: 20 }, () => uniqueId('nw-burst'));
     const s = status(cd);
-    const runs = ids.map((id) => cd.ctr(['run', '-d', ...flags, image, id, 'sleep', '300'], { timeoutMs: 120_000 }));
-    await waitFor(async () => (await cd.ctr(['task', 'ls'])).stdout.split('\n').filter((l) => l.includes('nw-burst')).length >= 3, 60_000, 20);
+    let succeeded = 0;
+    const runs = ids.map((id) =>
+      cd.ctr(['run', '-d', ...flags, image, id, 'sleep', '300'], { timeoutMs: 120_000 }).then((r) => {
+        if (r.exitCode === 0) succeeded++;
+        return r;
+      }),
+    );
+    // The kill lands once 3 have started, while the others are on their way.
+    await waitFor(() => succeeded >= 3, 90_000, 5);
     process.kill(s.workerPid!, 'SIGKILL');
     const results = await Promise.all(runs);
     await newWorker(cd, s.workerPid!);
@@ -199,7 +206,8 @@ for (const h of HANDLERS) {
         assert.is((await cd.ctr(['task', 'exec', '--exec-id', 'b', id, 'true'])).exitCode, 0, `${id} execs`);
       }
     }
-    assert.ok(ran >= 3, `${ran} of 20 ran`);
+    assert.ok(ran >= 3, `${ran} of 20 ran (3 had before the kill)`);
+    console.log(`burst [${h.name}]: ${ran} of 20 ran, ${20 - ran} answered with an error at the kill`);
     for (const id of ids) {
       if ((await taskRow(cd, id)) !== undefined) await remove(cd, id);
       else await cd.ctr(['c', 'rm', id]);
@@ -215,13 +223,23 @@ for (const h of HANDLERS) {
     await killWorker(cd);
     assert.is(await run.done, 5);
     const got = run.out().split('\n').filter(Boolean).map(Number);
-    // In order and without duplicates; whatever the killed worker had read but not yet written is
-    // the one loss ADR 0018 admits (at most one copy buffer per stream).
-    for (let i = 1; i < got.length; i++) assert.ok(got[i]! > got[i - 1]!, `in order at ${i}: ${got[i - 1]} then ${got[i]}`);
+    // Consecutive from 1 and to the end, with one exception allowed: the bytes the killed worker
+    // had read but not yet written are an arbitrary range (ADR 0018, 0020), so one line may be cut
+    // and glued to a later one there. Everything before and after that point is exact.
+    const breaks: number[] = [];
+    for (let i = 1; i < got.length; i++) if (got[i] !== got[i - 1]! + 1) breaks.push(i);
+    assert.is(got[0], 1, 'the first line arrives');
     assert.is(got[got.length - 1], n, 'the last line arrives');
-    const missing = n - got.length;
-    console.log(`heavy output [${h.name}]: ${got.length} of ${n} lines arrived (${missing} lost at the kill)`);
-    assert.ok(missing * 7 <= 256 * 1024, `lost ${missing} lines: more than the copy buffers in flight`);
+    assert.ok(breaks.length <= 2, `one cut at the kill at most, found breaks at ${breaks.map((i) => `${got[i - 1]}->${got[i]}`).join(', ')}`);
+    let lostBytes = 0;
+    if (breaks.length > 0) {
+      const last = got[breaks[0]! - 1]!; // the last whole line before the cut
+      const resume = got[breaks[breaks.length - 1]!]!; // the first whole line after it
+      assert.ok(resume > last, `after the cut the output goes on forward (${last} -> ${resume})`);
+      for (let k = last + 1; k < resume; k++) lostBytes += String(k).length + 1;
+    }
+    console.log(`heavy output [${h.name}]: ${got.length} of ${n} lines arrived; about ${lostBytes} bytes lost at the kill (what the killed worker held)`);
+    assert.ok(lostBytes <= 256 * 1024, `lost ${lostBytes} bytes: more than the copy buffers a worker holds`);
     await cd.ctr(['c', 'rm', id]);
   });
 

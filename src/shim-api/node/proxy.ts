@@ -62,8 +62,10 @@ export class ProxyConn {
     this.fromWorker = new FrameDecoder(Number.MAX_SAFE_INTEGER);
     s.on('data', (chunk: Buffer) => this.onWorkerData(chunk));
     s.on('error', () => undefined);
+    // Its end closing is not yet the answer: the supervisor calls workerDied() once what the
+    // dead worker left running is gone.
     s.on('close', () => {
-      if (this.worker === s) this.workerGone();
+      if (this.worker === s) this.worker = undefined;
     });
     // Replay what the last worker left unanswered and may be asked again.
     for (const p of this.pending.values()) s.write(p.frame);
@@ -119,8 +121,9 @@ export class ProxyConn {
     }
   }
 
-  /** The worker died: what cannot be asked again is answered now; the rest waits for the next one. */
-  private workerGone(): void {
+  /** The worker died and its commands are gone: what cannot be asked again is answered now; the rest waits for the next one. */
+  workerDied(): void {
+    this.worker?.destroy();
     this.worker = undefined;
     for (const [streamId, p] of [...this.pending]) {
       if (REPLAYABLE.has(p.method)) continue;

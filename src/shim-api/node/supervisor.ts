@@ -66,6 +66,8 @@ interface Worker {
   channel: Channel;
   ready: boolean;
   startedAt: number;
+  /** backend commands it runs now (runc create, exec, start...): ended when it dies */
+  commands: Set<number>;
 }
 
 export class Supervisor {
@@ -246,7 +248,7 @@ export class Supervisor {
       closeFd(fdTheirs);
     }
     const channel = new Channel(msgMine, fdMine);
-    const w: Worker = { child, channel, ready: false, startedAt: Date.now() };
+    const w: Worker = { child, channel, ready: false, startedAt: Date.now(), commands: new Set() };
     this.worker = w;
     channel.on('message', (m) => this.onMessage(w, m));
     child.once('error', (err) => {
@@ -263,6 +265,9 @@ export class Supervisor {
     w.channel.close();
     for (const [, resolve] of this.statusWaiters) resolve(undefined);
     this.statusWaiters.clear();
+    void this.endCommands(w).then(() => {
+      for (const c of this.conns.values()) c.workerDied();
+    });
     if (this.closing) return;
     this.restarts += 1;
     const upMs = Date.now() - w.startedAt;
@@ -274,9 +279,41 @@ export class Supervisor {
     }, delay);
   }
 
+  /**
+   * The backend commands a dead worker left running (now our children) are killed and waited for,
+   * before their requests are answered: containerd's cleanup (`delete`) of an interrupted Create
+   * must not race a `runc create` that goes on without the worker.
+   */
+  private async endCommands(w: Worker): Promise<void> {
+    const pids = [...w.commands];
+    w.commands.clear();
+    for (const pid of pids) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        /* gone */
+      }
+    }
+    const deadline = Date.now() + 5000;
+    const alive = (pid: number) => {
+      try {
+        process.kill(pid, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    while (pids.some(alive) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    if (pids.length) this.deps.log.warn({ commands: pids }, 'node daemon: ended the backend commands the dead worker left running');
+  }
+
   private onMessage(w: Worker, m: Message): void {
     try {
       switch (m.t) {
+        case 'cmd':
+          if (m.running) w.commands.add(Number(m.pid));
+          else w.commands.delete(Number(m.pid));
+          break;
         case 'hello':
           this.handOver(w);
           break;
@@ -344,8 +381,10 @@ export class Supervisor {
     w.ready = true;
     const failed = Array.isArray(m.failed) ? (m.failed as string[]) : [];
     if (failed.length) this.deps.log.error({ failed }, 'node daemon: the worker could not adopt these tasks');
-    for (const conn of this.conns.values()) this.giveConn(w, conn);
+    // Exits first: a request on a connection must find the exits of the gap already delivered
+    // (the worker records an exit it never got as 255 only when a request finds the pid gone).
     for (const [seq, e] of this.unacked) w.channel.send({ t: 'exit', seq, pid: e.pid, status: e.status, exitedAt: e.exitedAt.toISOString() });
+    for (const conn of this.conns.values()) this.giveConn(w, conn);
     this.deps.log.info({ workerPid: w.child.pid, tasks: this.records.size, connections: this.conns.size, exitsReplayed: this.unacked.size }, 'node daemon: worker ready');
   }
 

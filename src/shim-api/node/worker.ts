@@ -23,8 +23,8 @@ export interface WorkerDeps {
   containerdAddress: string;
   /** the composition of one namespace, with this worker's exits source and custody */
   compose: (namespace: string, socket: string, exits: OsServices['exits'], custody: Custody) => Composed;
-  /** starts reaping this process's own children (not as subreaper) */
-  startReaping: (onExit: (e: ExitEvent) => void) => void;
+  /** starts reaping this process's own children (not as subreaper); onCommand: a backend command starts or ends */
+  startReaping: (onExit: (e: ExitEvent) => void, onCommand: (pid: number, running: boolean) => void) => void;
 }
 
 interface Space {
@@ -62,7 +62,12 @@ export class Worker {
   }
 
   start(): void {
-    this.deps.startReaping((e) => this.exits.emit('exit', e));
+    // The supervisor ends the backend commands a dead worker left running before it answers
+    // their requests (a `create` finishing after containerd's cleanup would leave a container).
+    this.deps.startReaping(
+      (e) => this.exits.emit('exit', e),
+      (pid, running) => this.channel.send({ t: 'cmd', pid, running }),
+    );
     this.channel.on('message', (m) => {
       try {
         this.onMessage(m);
