@@ -1,7 +1,7 @@
 // Issue 12.2, node mode's worker can die or be replaced at any moment (ADR 0018), through a private
 // real containerd and the real ctr, on runc and gVisor: containers keep running, output written
 // while no worker runs arrives, exit statuses are exact, pending calls are answered, no task is
-// lost. SIGKILL of the worker while idle, during Create, during Exec, during a burst of 20 starts,
+// lost (youki too). SIGKILL of the worker while idle, during Create, during Exec, during a burst of 20 starts,
 // during heavy output; `tsshim node reload` (upgrade) while containers run.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -12,6 +12,7 @@ import { startContainerd, importTestImage, uniqueId, type PrivateContainerd } fr
 import { REPO_ROOT, findProcesses, isAlive, sleep, waitFor } from '../helpers/proc.js';
 import { TSSHIM, waitNoLeftovers } from '../helpers/tasks.js';
 import type { NodeStatus } from '../../src/shim-api/bootstrap/node.js';
+import { skipWithReason } from '../helpers/skip.js';
 
 const TSSHIM_CLI = join(REPO_ROOT, 'bin', 'tsshim');
 
@@ -19,6 +20,7 @@ const HANDLERS = [
   { name: 'runc', toml: 'handler = "runc"\nname = "node-runc"\n' },
   // the handler's defaults: the pinned runsc (ptrace), no network
   { name: 'gvisor', toml: 'handler = "gvisor"\nname = "node-gvisor"\n\n[options]\nnetwork = "none"\n' },
+  { name: 'youki', toml: 'handler = "youki"\nname = "node-youki"\n' },
 ] as const;
 
 interface Ctx {
@@ -87,6 +89,11 @@ const lines = (n: number, prefix = 'line') => Array.from({ length: n }, (_, i) =
 
 for (const h of HANDLERS) {
   const t = suite<Ctx>(`node-worker [${h.name}]`);
+  if (h.name === 'youki' && spawnSync('youki', ['--version']).status !== 0) {
+    skipWithReason(t, 'youki: worker restarts', 'youki is not installed on this host (scripts/setup.sh builds youki 0.7.0 into /opt/tsshim/peers)');
+    t.run();
+    continue;
+  }
   let flags: string[] = [];
 
   t.before(async (ctx) => {
