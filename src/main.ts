@@ -84,8 +84,7 @@ async function runDaemon(flags: ShimFlags, listen?: (server: Server) => Promise<
   const { reaper } = await import('./sys/reaper.js');
   const { peerCredentials } = await import('./sys/libc.js');
   const log = createLogger({ level: flags.debug || process.env.TSSHIM_DEBUG === '1' ? 'debug' : 'info', base: { runtime: RUNTIME_TYPE, namespace: flags.namespace } });
-  process.on('uncaughtException', (err) => log.error({ err: err.stack ?? String(err) }, 'uncaught exception (shim keeps serving)'));
-  process.on('unhandledRejection', (err) => log.error({ err: err instanceof Error ? err.stack : String(err) }, 'unhandled rejection (shim keeps serving)'));
+  keepServingOnErrors(log, 'shim');
   const { resolver, publisher } = compose({
     namespace: flags.namespace,
     log,
@@ -116,8 +115,7 @@ async function runNodeWorker(flags: ShimFlags): Promise<void> {
   const { reaper } = await import('./sys/reaper.js');
   const { Worker } = await import('./shim-api/node/worker.js');
   const log = createLogger({ level: flags.debug || process.env.TSSHIM_DEBUG === '1' ? 'debug' : 'info', base: { runtime: RUNTIME_TYPE, mode: 'node', role: 'worker' } });
-  process.on('uncaughtException', (err) => log.error({ err: err.stack ?? String(err) }, 'uncaught exception (worker keeps serving)'));
-  process.on('unhandledRejection', (err) => log.error({ err: err instanceof Error ? err.stack : String(err) }, 'unhandled rejection (worker keeps serving)'));
+  keepServingOnErrors(log, 'worker');
   // Ended by its supervisor (reload) or an operator: leave every container as it is.
   process.on('SIGTERM', () => process.exit(0));
   const worker = new Worker(
@@ -136,6 +134,12 @@ async function runNodeWorker(flags: ShimFlags): Promise<void> {
   );
   worker.start();
   log.info({ pid: process.pid, containerd: flags.address, version: version() }, 'node worker started');
+}
+
+/** A long-lived process logs what escaped and keeps serving its other tasks. */
+function keepServingOnErrors(log: import('pino').Logger, role: string): void {
+  process.on('uncaughtException', (err) => log.error({ err: err.stack ?? String(err) }, `uncaught exception (${role} keeps serving)`));
+  process.on('unhandledRejection', (err) => log.error({ err: err instanceof Error ? err.stack : String(err) }, `unhandled rejection (${role} keeps serving)`));
 }
 
 /** Only peers with our uid and gid (SO_PEERCRED) may talk to a shim socket. */
@@ -198,8 +202,7 @@ async function startNodeMode(flags: ShimFlags, answer: (text: string, done: bool
   const { reaper } = await import('./sys/reaper.js');
   const { Supervisor } = await import('./shim-api/node/supervisor.js');
   const log = createLogger({ level: flags.debug || process.env.TSSHIM_DEBUG === '1' ? 'debug' : 'info', base: { runtime: RUNTIME_TYPE, mode: 'node', role: 'supervisor' } });
-  process.on('uncaughtException', (err) => log.error({ err: err.stack ?? String(err) }, 'uncaught exception (supervisor keeps serving)'));
-  process.on('unhandledRejection', (err) => log.error({ err: err instanceof Error ? err.stack : String(err) }, 'unhandled rejection (supervisor keeps serving)'));
+  keepServingOnErrors(log, 'supervisor');
   // The only child subreaper: container processes re-parent here, whichever worker started them.
   reaper.start();
   const script = process.argv[1]!;

@@ -16,6 +16,8 @@ import { socketPair, closeFd } from '../../sys/libc.js';
 const REPLAYABLE = new Set(['Wait', 'State', 'Pids', 'Stats', 'Connect', 'ResizePty', 'CloseIO', 'Shutdown']);
 /** Requests of one connection waiting for a worker, at most (containerd sends a few at a time). */
 export const MAX_PENDING = 1024;
+/** Bytes of those requests, at most: a connection cannot park more than this in the supervisor. */
+export const MAX_PENDING_BYTES = 16 << 20;
 
 interface Pending {
   method: string;
@@ -26,6 +28,7 @@ export class ProxyConn {
   private readonly fromClient = new FrameDecoder(DEFAULT_MAX_MESSAGE_SIZE);
   private fromWorker = new FrameDecoder(Number.MAX_SAFE_INTEGER);
   private readonly pending = new Map<number, Pending>();
+  private pendingBytes = 0;
   private worker?: net.Socket;
   private closed = false;
   private clientPaused = false;
@@ -83,8 +86,8 @@ export class ProxyConn {
     }
     const frame = encodeFrame(f.streamId, f.type, f.flags, f.payload);
     if (f.type === MESSAGE_TYPE.Request) {
-      if (this.pending.size >= MAX_PENDING) {
-        this.answer(f.streamId, Code.ResourceExhausted, `tsshim: more than ${MAX_PENDING} requests in flight on one connection`);
+      if (this.pending.size >= MAX_PENDING || this.pendingBytes + frame.length > MAX_PENDING_BYTES) {
+        this.answer(f.streamId, Code.ResourceExhausted, `tsshim: more than ${MAX_PENDING} requests or ${MAX_PENDING_BYTES >> 20} MiB in flight on one connection`);
         return;
       }
       let method = '';
@@ -94,6 +97,7 @@ export class ProxyConn {
         /* the worker's server answers the malformed request */
       }
       this.pending.set(f.streamId, { method, frame });
+      this.pendingBytes += frame.length;
     }
     const w = this.worker;
     if (w && !w.destroyed && !w.write(frame) && !this.clientPaused) {
@@ -108,7 +112,7 @@ export class ProxyConn {
 
   private onWorkerData(chunk: Buffer): void {
     for (const f of this.fromWorker.push(chunk)) {
-      if (f.type === MESSAGE_TYPE.Response) this.pending.delete(f.streamId);
+      if (f.type === MESSAGE_TYPE.Response) this.settle(f.streamId);
       const w = this.worker;
       if (!this.client.write(encodeFrame(f.streamId, f.type, f.flags, f.payload)) && w && !this.workerPaused) {
         this.workerPaused = true;
@@ -127,9 +131,17 @@ export class ProxyConn {
     this.worker = undefined;
     for (const [streamId, p] of [...this.pending]) {
       if (REPLAYABLE.has(p.method)) continue;
-      this.pending.delete(streamId);
+      this.settle(streamId);
       this.answer(streamId, Code.Unavailable, `tsshim node worker stopped while ${p.method || 'a request'} ran; what it did, if anything, is kept: check the task's state`);
     }
+  }
+
+  /** A request is answered: it no longer counts against the connection's bounds. */
+  private settle(streamId: number): void {
+    const p = this.pending.get(streamId);
+    if (!p) return;
+    this.pending.delete(streamId);
+    this.pendingBytes -= p.frame.length;
   }
 
   private answer(streamId: number, code: Code, message: string): void {
@@ -155,6 +167,7 @@ export class ProxyConn {
     this.worker?.destroy();
     this.worker = undefined;
     this.pending.clear();
+    this.pendingBytes = 0;
     this.onClose(this);
   }
 }

@@ -129,6 +129,17 @@ export class Supervisor {
     const sock = namespaceSocket(this.deps.containerdAddress, namespace);
     const fd = await this.bindFresh(sock, undefined);
     if (fd === undefined) throw failedPrecondition(`${sock} is served already`);
+    const server = await this.listenOn(fd, namespace);
+    const space: Space = { namespace, sock, address: toAddress(sock), server, own: await socketIdentity(sock), rebinds: 0 };
+    this.ready.push(space);
+    this.watchSocketDir(sock);
+    this.worker?.channel.send({ t: 'namespace', ns: namespace });
+    this.deps.log.info({ namespace, socket: sock }, 'node daemon: serving namespace');
+    return space;
+  }
+
+  /** Accept containerd's connections for `namespace` on a bound listening fd (closed on failure). */
+  private async listenOn(fd: number, namespace: string): Promise<net.Server> {
     const server = net.createServer({ pauseOnConnect: true }, (socket) => this.accept(namespace, socket));
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -141,12 +152,7 @@ export class Supervisor {
       throw err;
     });
     server.on('error', (err) => this.deps.log.warn({ err: String(err), namespace }, 'node daemon: listen error'));
-    const space: Space = { namespace, sock, address: toAddress(sock), server, own: await socketIdentity(sock), rebinds: 0 };
-    this.ready.push(space);
-    this.watchSocketDir(sock);
-    this.worker?.channel.send({ t: 'namespace', ns: namespace });
-    this.deps.log.info({ namespace, socket: sock }, 'node daemon: serving namespace');
-    return space;
+    return server;
   }
 
   /** Under the socket lock: a fresh listening socket at sock, unless `own` (ours) still serves there. */
@@ -178,14 +184,7 @@ export class Supervisor {
     if (now && s.own && now.dev === s.own.dev && now.ino === s.own.ino) return s.address;
     const fd = await this.bindFresh(s.sock, s.own);
     if (fd === undefined) return s.address;
-    const server = net.createServer({ pauseOnConnect: true }, (socket) => this.accept(s.namespace, socket));
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen({ fd }, () => resolve());
-    }).catch((err: unknown) => {
-      closeFd(fd);
-      throw err;
-    });
+    const server = await this.listenOn(fd, s.namespace);
     const old = s.server;
     s.server = server;
     s.own = await socketIdentity(s.sock);
