@@ -4,7 +4,7 @@
 import type { SoakSection } from './soak.js';
 import { startShimDaemon, type ShimKind } from '../test/helpers/shim-daemon.js';
 import { fuzz, samplePeak } from '../test/helpers/ttrpc-load.js';
-import { Client, Code, TtrpcError } from '../src/ttrpc/index.js';
+import { Client, Code, TtrpcError } from 'ttrpc-ts';
 import { SERVICE, task } from '../src/shim-api/pb.js';
 
 /** tsshim's RSS may grow by at most this much over the run (bounded: a leak would grow with N). */

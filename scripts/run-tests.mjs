@@ -29,9 +29,11 @@ function find(dir) {
     return statSync(p).isDirectory() ? find(p) : n.endsWith('.test.js') ? [p] : [];
   });
 }
-const unit = find(join(root, 'dist/src')).sort();
+// Unit tests: the shim's (dist/src) and each workspace package's (packages/*/dist/test).
+const packages = existsSync(join(root, 'packages')) ? readdirSync(join(root, 'packages')).map((n) => join(root, 'packages', n, 'dist/test')) : [];
+const unit = [...find(join(root, 'dist/src')), ...packages.flatMap(find)].sort();
 const integration = unitOnly ? [] : [...find(join(root, 'dist/test')), ...find(join(root, 'dist/conformance'))].sort();
-const files = [...unit, ...integration].filter((f) => filters.length === 0 || filters.some((s) => f.includes(s)));
+const files = [...unit, ...integration].filter((f) => filters.length === 0 || filters.some((s) => relative(root, f).includes(s)));
 
 const strip = (s) => s.replace(/\x1b\[[0-9;]*m/g, '');
 let passed = 0, failed = 0, skipped = 0;
@@ -39,7 +41,7 @@ const skips = [];
 const failures = [];
 
 for (const file of files) {
-  const name = relative(join(root, 'dist'), file);
+  const name = file.startsWith(join(root, 'dist')) ? relative(join(root, 'dist'), file) : relative(root, file);
   console.log(`\n=== ${name}`);
   const started = Date.now();
   const out = await new Promise((resolve) => {

@@ -5,7 +5,7 @@
  */
 import { parseFlags, FlagError, type ShimFlags } from './shim-api/bootstrap/flags.js';
 import { version } from './version.js';
-import type { Server } from './ttrpc/index.js';
+import type { Server } from 'ttrpc-ts';
 import { RUNTIME_TYPE, SHIM_BINARY as SHIM } from './shim-api/runtime-type.js';
 
 /** Run by bin/containerd-shim-tsshim-v2 for `start`: answer on fd 3 (ADR 0008, 0013). Not inherited by the daemon. */

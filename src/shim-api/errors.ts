@@ -2,7 +2,7 @@
  * ShimError: the one error type handlers, drivers and the task service throw.
  * `toStatus()` is the only place an error becomes a ttrpc status code.
  */
-import { Code, TtrpcError } from '../ttrpc/index.js';
+import { Code, TtrpcError } from 'ttrpc-ts';
 
 export type ErrorKind =
   | 'InvalidArgument'

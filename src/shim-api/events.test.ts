@@ -4,8 +4,8 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import pino from 'pino';
 import { Writable } from 'node:stream';
-import { Server } from '../ttrpc/index.js';
-import { tempDir, sleep } from '../ttrpc/testing.js';
+import { Server } from 'ttrpc-ts';
+import { tempDir, sleep } from 'ttrpc-ts/testing';
 import { TtrpcEventPublisher } from './events.js';
 import { eventsService, events, packAny, SERVICE, TYPE_URL } from './pb.js';
 

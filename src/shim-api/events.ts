@@ -13,7 +13,7 @@
  *   naming its topic and task id.
  */
 import type { Logger } from 'pino';
-import { Client } from '../ttrpc/index.js';
+import { Client } from 'ttrpc-ts';
 import { eventsService, timestampFromDate, SERVICE, type Any } from './pb.js';
 
 export interface EventPublisher {

@@ -4,7 +4,7 @@
  * statuses here and only here (toStatus). No backend logic.
  */
 import type { Logger } from 'pino';
-import type { Server, UnaryHandler } from '../ttrpc/index.js';
+import type { Server, UnaryHandler } from 'ttrpc-ts';
 import { toStatus, notFound, failedPrecondition, alreadyExists } from './errors.js';
 import type { HandlerResolver, TaskHandler } from './handler.js';
 import { validateExecId, validateId } from './identifiers.js';

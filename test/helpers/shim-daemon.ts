@@ -5,7 +5,7 @@
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Client } from '../../src/ttrpc/index.js';
+import { Client } from 'ttrpc-ts';
 import { SERVICE, task } from '../../src/shim-api/pb.js';
 import { REPO_ROOT, findProcesses, isAlive, waitFor } from './proc.js';
 

@@ -2,7 +2,7 @@
 // (backpressure, issue 11.3) and a frame fuzzer (issue 11.8). Used by
 // test/integration/ttrpc-backpressure.test.ts and bench/soak.ts, on tsshim and runc-v2 alike.
 import * as net from 'node:net';
-import { Client, Code, TtrpcError, encodeFrame, encodeRequest, FrameDecoder } from '../../src/ttrpc/index.js';
+import { Client, Code, TtrpcError, encodeFrame, encodeRequest, FrameDecoder } from 'ttrpc-ts';
 import { SERVICE, task } from '../../src/shim-api/pb.js';
 
 export interface Sampler {

@@ -6,7 +6,7 @@ import * as assert from 'uvu/assert';
 import fs from 'node:fs';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { Client } from '../../src/ttrpc/index.js';
+import { Client } from 'ttrpc-ts';
 import { task, SERVICE } from '../../src/shim-api/pb.js';
 import { makeBundle } from '../helpers/bundle.js';
 import { REPO_ROOT, waitFor, isAlive } from '../helpers/proc.js';

@@ -8,7 +8,7 @@ import * as assert from 'uvu/assert';
 import fs from 'node:fs';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { Client, Code, TtrpcError } from '../../src/ttrpc/index.js';
+import { Client, Code, TtrpcError } from 'ttrpc-ts';
 import { task, SERVICE, Status, TYPE_URL, packAny, runtimeOptions } from '../../src/shim-api/pb.js';
 import { makeBundle } from '../helpers/bundle.js';
 import { REPO_ROOT, waitFor, isAlive } from '../helpers/proc.js';

@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { Client, Code, Server, TtrpcError, encodeFrame } from '../../src/ttrpc/index.js';
+import { Client, Code, Server, TtrpcError, encodeFrame } from 'ttrpc-ts';
 import { task, eventsService, events, runcOptions, packAny, TYPE_URL, SERVICE, Status } from '../../src/shim-api/pb.js';
 import { makeBundle } from '../helpers/bundle.js';
 import { REPO_ROOT, waitFor, isAlive } from '../helpers/proc.js';

@@ -4,7 +4,7 @@
 // serving another connection. The same run on containerd-shim-runc-v2 is printed for the record.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { Client } from '../../src/ttrpc/index.js';
+import { Client } from 'ttrpc-ts';
 import { SERVICE, task } from '../../src/shim-api/pb.js';
 import { startShimDaemon, type ShimKind } from '../helpers/shim-daemon.js';
 import { flood, samplePeak } from '../helpers/ttrpc-load.js';

@@ -4,7 +4,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import fs from 'node:fs';
-import { Client, Code, TtrpcError } from '../../src/ttrpc/index.js';
+import { Client, Code, TtrpcError } from 'ttrpc-ts';
 import { eventsService, events, task, packAny, timestampFromDate, TYPE_URL, SERVICE, Status } from '../../src/shim-api/pb.js';
 import { startContainerd, importTestImage, uniqueId, type PrivateContainerd } from '../helpers/containerd.js';
 import { waitFor } from '../helpers/proc.js';

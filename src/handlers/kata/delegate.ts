@@ -5,7 +5,7 @@
  */
 import fsp from 'node:fs/promises';
 import path from 'node:path';
-import { Client } from '../../ttrpc/index.js';
+import { Client } from 'ttrpc-ts';
 import { ShimError } from '../../shim-api/errors.js';
 import type { HandlerContext } from '../../shim-api/handler.js';
 import { Any, bootstrap, introspection, SERVICE, task } from '../../shim-api/pb.js';

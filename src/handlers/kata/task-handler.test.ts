@@ -3,8 +3,8 @@
 // methods never answer; the handler's delegate table is filled directly (no VM here).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { Client, Code, Server, TtrpcError } from '../../ttrpc/index.js';
-import { tempDir, sleep } from '../../ttrpc/testing.js';
+import { Client, Code, Server, TtrpcError } from 'ttrpc-ts';
+import { tempDir, sleep } from 'ttrpc-ts/testing';
 import { runInRequest } from '../../shim-api/request-scope.js';
 import { SERVICE, task } from '../../shim-api/pb.js';
 import type { HandlerContext } from '../../shim-api/handler.js';

@@ -3,7 +3,7 @@
  * starts it with containerd's bootstrap contract and forwards the task API over
  * our ttrpc client. The delegate publishes its own events to containerd.
  */
-import type { Client } from '../../ttrpc/index.js';
+import type { Client } from 'ttrpc-ts';
 import type { CleanupResult, HandlerContext, TaskHandler } from '../../shim-api/handler.js';
 import { notFound } from '../../shim-api/errors.js';
 import type { Adoption } from '../../shim-api/custody.js';

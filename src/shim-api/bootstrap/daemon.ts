@@ -4,7 +4,7 @@
  * (ADR 0008) passes its own `listen`.
  */
 import type { Logger } from 'pino';
-import { Server } from '../../ttrpc/index.js';
+import { Server } from 'ttrpc-ts';
 import type { HandlerResolver } from '../handler.js';
 import type { EventPublisher } from '../events.js';
 import { TaskService } from '../task-service.js';

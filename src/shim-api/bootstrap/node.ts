@@ -15,7 +15,7 @@
  *   tasks live on the same process.
  */
 import { createHash } from 'node:crypto';
-import { Client } from '../../ttrpc/index.js';
+import { Client } from 'ttrpc-ts';
 import { RUNTIME_TYPE } from '../runtime-type.js';
 import { socketPath } from './address.js';
 

@@ -7,9 +7,7 @@
  * are answered Unavailable (their effect, if any, is in the task's record).
  */
 import net from 'node:net';
-import { Code } from '../../ttrpc/codes.js';
-import { FrameDecoder, MESSAGE_TYPE, encodeFrame, DEFAULT_MAX_MESSAGE_SIZE, type Frame } from '../../ttrpc/channel.js';
-import { decodeRequest, encodeResponse } from '../../ttrpc/wire.js';
+import { Code, FrameDecoder, MESSAGE_TYPE, encodeFrame, DEFAULT_MAX_MESSAGE_SIZE, decodeRequest, encodeResponse, type Frame } from 'ttrpc-ts';
 import { socketPair, closeFd } from '../../sys/libc.js';
 
 /** Methods a new worker may serve again: asking twice changes nothing. */

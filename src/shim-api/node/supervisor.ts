@@ -15,7 +15,7 @@ import fsp from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { Server } from '../../ttrpc/index.js';
+import { Server } from 'ttrpc-ts';
 import { closeFd, socketPair } from '../../sys/libc.js';
 import type { ExitEvent } from '../../sys/reaper.js';
 import { failedPrecondition, invalidArgument } from '../errors.js';

@@ -8,7 +8,7 @@
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
 import type { Logger } from 'pino';
-import { Server } from '../../ttrpc/index.js';
+import { Server } from 'ttrpc-ts';
 import { closeFd, dupFd } from '../../sys/libc.js';
 import type { ExitEvent } from '../../sys/reaper.js';
 import type { Composed } from '../../composition/root.js';

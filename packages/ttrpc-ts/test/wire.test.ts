@@ -1,7 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { decodeRequest, decodeResponse, encodeRequest, encodeResponse, metadataToPairs, pairsToMetadata, WireError } from './wire.js';
-import { encodeFrame, FrameDecoder, HEADER_LENGTH, MESSAGE_TYPE, sealFrame } from './channel.js';
+import { decodeRequest, decodeResponse, encodeRequest, encodeResponse, metadataToPairs, pairsToMetadata, WireError } from '../src/wire.js';
+import { encodeFrame, FrameDecoder, HEADER_LENGTH, MESSAGE_TYPE, sealFrame } from '../src/channel.js';
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
 const utf8 = (s: string) => new Uint8Array(Buffer.from(s));

@@ -1,6 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { encodeFrame, FrameDecoder, type Frame } from './channel.js';
+import { encodeFrame, FrameDecoder, type Frame } from '../src/channel.js';
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
 const simple = (f: Frame) => ({ id: f.streamId, type: f.type, flags: f.flags, payload: hex(f.payload), oversized: f.oversized });

@@ -4,8 +4,8 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { Client, Code, Server, TtrpcError, decodeResponse, encodeFrame, encodeRequest, type RequestContext } from './index.js';
-import { RawConn, sleep, tempDir } from './testing.js';
+import { Client, Code, Server, TtrpcError, decodeResponse, encodeFrame, encodeRequest, type RequestContext } from '../src/index.js';
+import { RawConn, sleep, tempDir } from '../src/testing.js';
 
 const tmp = tempDir();
 let n = 0;
@@ -330,7 +330,7 @@ test('listen({fd}) on an inherited listening socket (fd 3, as containerd passes 
   const here = path.dirname(fileURLToPath(import.meta.url));
   const script = path.join(tmp.dir, 'child.mjs');
   fs.writeFileSync(script, `
-    import { Server } from ${JSON.stringify(pathToFileURL(path.join(here, 'index.js')).href)};
+    import { Server } from ${JSON.stringify(pathToFileURL(path.join(here, '..', 'src', 'index.js')).href)};
     const s = new Server();
     s.register('child.Svc', { Pid: async () => new TextEncoder().encode(String(process.pid)) });
     await s.listen({ fd: 3 });

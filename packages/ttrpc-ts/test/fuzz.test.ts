@@ -6,8 +6,8 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { Client, Code, Server, TtrpcError, decodeResponse, encodeFrame, encodeRequest, type Frame } from './index.js';
-import { RawConn, tempDir } from './testing.js';
+import { Client, Code, Server, TtrpcError, decodeResponse, encodeFrame, encodeRequest, type Frame } from '../src/index.js';
+import { RawConn, tempDir } from '../src/testing.js';
 
 const SEED = Number(process.env.TTRPC_FUZZ_SEED ?? 0x5eed);
 const CASES = Number(process.env.TTRPC_FUZZ_CASES ?? 3000);

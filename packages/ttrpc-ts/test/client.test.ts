@@ -1,8 +1,8 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import * as net from 'node:net';
-import { Client, Code, FrameDecoder, TtrpcError, decodeRequest, encodeFrame, encodeResponse, type Frame } from './index.js';
-import { sleep, tempDir } from './testing.js';
+import { Client, Code, FrameDecoder, TtrpcError, decodeRequest, encodeFrame, encodeResponse, type Frame } from '../src/index.js';
+import { sleep, tempDir } from '../src/testing.js';
 
 const tmp = tempDir();
 let n = 0;
