@@ -9,3 +9,8 @@ export {
 } from './channel.js';
 export { Server, type ServerOptions, type RequestContext, type UnaryHandler } from './server.js';
 export { Client, type ClientOptions, type CallOptions } from './client.js';
+export {
+  defineService, serveService, serviceClient, bytesCodec,
+  type Codec, type MethodDefinition, type MethodMap, type ServiceDefinition, type ServiceImplementation, type ServiceClient,
+  type RequestOf, type ResponseOf,
+} from './service.js';
