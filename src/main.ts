@@ -122,8 +122,8 @@ async function runNodeWorker(flags: ShimFlags): Promise<void> {
     {
       log,
       containerdAddress: flags.address,
-      compose: (namespace, socket, exits, custody) =>
-        compose({ namespace, log: log.child({ namespace }), ttrpcAddress: process.env.TTRPC_ADDRESS, containerdAddress: flags.address, publishBinary: flags.publishBinary, debug: flags.debug, socket, exits, custody }),
+      compose: (namespace, socket, exits, custody, publisher) =>
+        compose({ namespace, log: log.child({ namespace }), ttrpcAddress: process.env.TTRPC_ADDRESS, containerdAddress: flags.address, publishBinary: flags.publishBinary, debug: flags.debug, socket, exits, custody, publisher }),
       startReaping: (onExit, onCommand) => {
         reaper.on('exit', onExit);
         reaper.on('command', (c) => onCommand(c.pid, c.running));
@@ -210,6 +210,7 @@ async function startNodeMode(flags: ShimFlags, answer: (text: string, done: bool
     log,
     version: version(),
     containerdAddress: flags.address,
+    ttrpcAddress: process.env.TTRPC_ADDRESS,
     paths,
     authorize: peerAuthorizer(libc.peerCredentials),
     exits: reaper,

@@ -32,6 +32,8 @@ export interface RootOptions {
   exits?: OsServices['exits'];
   /** node mode's worker: what outlives it (ADR 0018) */
   custody?: Custody;
+  /** node mode's worker: events go through its supervisor (ADR 0018); else containerd's ttrpcAddress */
+  publisher?: EventPublisher;
 }
 
 const noPublisher: EventPublisher = {
@@ -53,7 +55,7 @@ export function buildContainer(opts: RootOptions): Container {
   const c = new Container();
   c.bind<Logger>(Log).toConstantValue(opts.log);
   c.bind<EventPublisher>(Publisher).toConstantValue(
-    opts.ttrpcAddress ? new TtrpcEventPublisher(opts.ttrpcAddress, opts.namespace, opts.log.child({ component: 'events' })) : noPublisher,
+    opts.publisher ?? (opts.ttrpcAddress ? new TtrpcEventPublisher(opts.ttrpcAddress, opts.namespace, opts.log.child({ component: 'events' })) : noPublisher),
   );
   c.bind<OsServices>(Os).toDynamicValue(() => osServices(opts.exits)).inSingletonScope();
   c.bind<HandlerContext>(Context)

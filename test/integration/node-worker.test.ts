@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { spawnSync, type ChildProcess } from 'node:child_process';
 import { startContainerd, importTestImage, uniqueId, type PrivateContainerd } from '../helpers/containerd.js';
 import { REPO_ROOT, findProcesses, isAlive, sleep, waitFor } from '../helpers/proc.js';
-import { TSSHIM, waitNoLeftovers } from '../helpers/tasks.js';
+import { TSSHIM, collectEvents, waitNoLeftovers } from '../helpers/tasks.js';
 import type { NodeStatus } from '../../src/shim-api/bootstrap/node.js';
 import { skipWithReason } from '../helpers/skip.js';
 
@@ -187,6 +187,40 @@ for (const h of HANDLERS) {
     const x = await cd.ctr(['task', 'exec', '--exec-id', 'e2', id, 'echo', 'again']);
     assert.is(x.stdout, 'again\n', x.stderr);
     assert.match(await remove(cd, id), /exit with non-zero exit code 137/);
+  });
+
+  t('an event not yet accepted by containerd survives the worker: /tasks/exit arrives after the worker died', async ({ cd, image }) => {
+    const id = uniqueId('nw-ev');
+    assert.is((await cd.ctr(['run', '-d', ...flags, image, id, 'sleep', '300'])).exitCode, 0);
+    const row = await taskRow(cd, id);
+    assert.is(row?.status, 'RUNNING');
+    const events = collectEvents(cd);
+    await events.ready;
+    const s = status(cd);
+    // containerd stops answering: the /tasks/exit of the killed init waits in a retry queue.
+    process.kill(cd.pid, 'SIGSTOP');
+    let stopped = true;
+    try {
+      process.kill(row!.pid, 'SIGKILL');
+      assert.ok(await waitFor(() => !isAlive(row!.pid), 10_000), 'the init is gone');
+      await sleep(1000); // the worker has taken the exit and queued the event
+      process.kill(s.workerPid!, 'SIGKILL');
+      await sleep(500);
+      process.kill(cd.pid, 'SIGCONT');
+      stopped = false;
+    } finally {
+      if (stopped) process.kill(cd.pid, 'SIGCONT');
+    }
+    const exitOf = () => events.lines().find((e) => e.topic === '/tasks/exit' && e.body.container_id === id);
+    const got = await waitFor(() => exitOf() !== undefined, 45_000);
+    await newWorker(cd, s.workerPid!);
+    await events.stop();
+    assert.ok(got, `containerd got /tasks/exit of ${id} (events seen: ${JSON.stringify(events.lines().map((e) => e.topic))})`);
+    assert.is(exitOf()!.body.exit_status, 137, 'with the exact status');
+    assert.is((await taskRow(cd, id))?.status, 'STOPPED');
+    await cd.ctr(['task', 'rm', id]);
+    await cd.ctr(['c', 'rm', id]);
+    assert.equal(await waitNoLeftovers(cd, id, [row!.pid]), []);
   });
 
   t('during a burst of 20 starts: each ctr run ran or failed; every one that ran is served afterwards', async ({ cd, image }) => {

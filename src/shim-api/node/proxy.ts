@@ -37,6 +37,8 @@ export class ProxyConn {
     readonly namespace: string,
     private readonly client: net.Socket,
     private readonly onClose: (c: ProxyConn) => void,
+    /** a request was answered (by the worker, or Unavailable after its death) */
+    private readonly onSettle: (key: string) => void = () => undefined,
   ) {
     client.on('data', (chunk: Buffer) => this.onClientData(chunk));
     client.on('error', () => undefined);
@@ -140,6 +142,7 @@ export class ProxyConn {
     if (!p) return;
     this.pending.delete(streamId);
     this.pendingBytes -= p.frame.length;
+    this.onSettle(`${this.id}:${streamId}`);
   }
 
   private answer(streamId: number, code: Code, message: string): void {
@@ -158,12 +161,20 @@ export class ProxyConn {
     return n;
   }
 
+  /** Keys ("<conn>:<stream>") of the requests in flight that a worker's death would answer Unavailable. */
+  unreplayableKeys(): string[] {
+    const keys: string[] = [];
+    for (const [streamId, p] of this.pending) if (!REPLAYABLE.has(p.method)) keys.push(`${this.id}:${streamId}`);
+    return keys;
+  }
+
   close(): void {
     if (this.closed) return;
     this.closed = true;
     this.client.destroy();
     this.worker?.destroy();
     this.worker = undefined;
+    for (const streamId of this.pending.keys()) this.onSettle(`${this.id}:${streamId}`);
     this.pending.clear();
     this.pendingBytes = 0;
     this.onClose(this);

@@ -5,9 +5,15 @@
  * - the listening sockets (control, one per namespace) and every accepted containerd connection
  *   (proxy.ts: whole frames only, requests in flight remembered);
  * - the child-subreaper role: container processes re-parent here; their exits are reaped here and
- *   forwarded to the worker, kept until it acknowledges them, replayed to the next worker;
+ *   forwarded to the worker, kept until it has acknowledged them and answered every Create, Start
+ *   or Exec that was in flight when it got them (a task may hold an exit until its own event is
+ *   out), replayed to the next worker otherwise;
  * - a duplicate of every fd a task needs (custody), and each task's record, handed to the next
- *   worker, which adopts the tasks before it is given any connection.
+ *   worker, which adopts the tasks before it is given any connection;
+ * - the events for containerd: the worker encodes them and hands them over; they are forwarded
+ *   (with retries) from here, so an event handed over is never lost with the worker. The worker
+ *   sends an exit's event and its task's record before the exit's ack: an acknowledged exit's
+ *   event is here.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { watch, type FSWatcher } from 'node:fs';
@@ -24,6 +30,7 @@ import { bindSocket, isServing, socketIdentity, toAddress, unlinkOwnSocket, with
 import { CONTROL_SERVICE, namespaceSocket, type NodePaths, type NodeStatus } from '../bootstrap/node.js';
 import { Channel, type Message } from './channel.js';
 import { ProxyConn } from './proxy.js';
+import { EventForwarder } from '../event-forwarder.js';
 
 /** Exits kept for a worker that has not acknowledged them, at most (oldest dropped, logged). */
 export const MAX_UNACKED_EXITS = 65_536;
@@ -33,6 +40,8 @@ export interface SupervisorDeps {
   log: Logger;
   version: string;
   containerdAddress: string;
+  /** containerd's ttrpc address (TTRPC_ADDRESS), where events go; absent: events are dropped with an error */
+  ttrpcAddress?: string;
   paths: NodePaths;
   /** throws unless the peer may talk to us (SO_PEERCRED) */
   authorize: (socket: net.Socket) => void;
@@ -61,6 +70,14 @@ interface TaskRecord {
   record: unknown;
 }
 
+/** An exit the worker has not settled: not acknowledged, or requests that may hold it still unanswered. */
+interface Unacked {
+  e: ExitEvent;
+  acked: boolean;
+  /** "<conn>:<stream>" of the requests in flight when it went to the worker */
+  holders: Set<string>;
+}
+
 interface Worker {
   child: ChildProcess;
   channel: Channel;
@@ -82,7 +99,8 @@ export class Supervisor {
   private restartTimer?: NodeJS.Timeout;
   private readonly fds = new Map<string, number>();
   private readonly records = new Map<string, TaskRecord>();
-  private readonly unacked = new Map<number, ExitEvent>();
+  private readonly unacked = new Map<number, Unacked>();
+  private readonly forwarders = new Map<string, EventForwarder>();
   private exitSeq = 0;
   private readonly startedAt = new Date();
   private closing = false;
@@ -216,7 +234,7 @@ export class Supervisor {
       socket.destroy();
       return;
     }
-    const conn = new ProxyConn(this.nextConn++, namespace, socket, (c) => this.conns.delete(c.id));
+    const conn = new ProxyConn(this.nextConn++, namespace, socket, (c) => this.conns.delete(c.id), (key) => this.settled(key));
     this.conns.set(conn.id, conn);
     if (this.worker?.ready) this.giveConn(this.worker, conn);
     socket.resume();
@@ -342,8 +360,23 @@ export class Supervisor {
           else this.records.set(key, { namespace: String(m.ns), id: String(m.id), bundle: String(m.bundle ?? ''), handler: String(m.handler ?? ''), record: m.record });
           break;
         }
-        case 'ack':
-          this.unacked.delete(Number(m.seq));
+        case 'ack': {
+          const seq = Number(m.seq);
+          const u = this.unacked.get(seq);
+          if (u) {
+            u.acked = true;
+            if (u.holders.size === 0) this.unacked.delete(seq);
+          }
+          break;
+        }
+        case 'synced':
+          for (const seq of (m.seqs as number[]) ?? []) {
+            const u = this.unacked.get(Number(seq));
+            if (u?.acked && u.holders.size === 0) this.unacked.delete(Number(seq));
+          }
+          break;
+        case 'event':
+          this.forwarder(String(m.ns)).queue(String(m.topic), String(m.task), Buffer.from(String(m.payload), 'base64'));
           break;
         case 'status-reply': {
           const resolve = this.statusWaiters.get(Number(m.q));
@@ -357,6 +390,16 @@ export class Supervisor {
     } catch (err) {
       this.deps.log.error({ err: String(err), message: m.t }, 'node daemon: bad message from the worker');
     }
+  }
+
+  /** The namespace's event forwarder to containerd (one connection per namespace, as each pod shim has). */
+  private forwarder(ns: string): EventForwarder {
+    let f = this.forwarders.get(ns);
+    if (!f) {
+      f = new EventForwarder(this.deps.ttrpcAddress ?? '', ns, this.deps.log.child({ namespace: ns, component: 'events' }));
+      this.forwarders.set(ns, f);
+    }
+    return f;
   }
 
   /** A new worker said hello: namespaces, then every task to adopt (fds first), then `adopt-done`. */
@@ -382,7 +425,7 @@ export class Supervisor {
     if (failed.length) this.deps.log.error({ failed }, 'node daemon: the worker could not adopt these tasks');
     // Exits first: a request on a connection must find the exits of the gap already delivered
     // (the worker records an exit it never got as 255 only when a request finds the pid gone).
-    for (const [seq, e] of this.unacked) w.channel.send({ t: 'exit', seq, pid: e.pid, status: e.status, exitedAt: e.exitedAt.toISOString() });
+    for (const [seq, u] of this.unacked) this.sendExit(w, seq, u);
     for (const conn of this.conns.values()) this.giveConn(w, conn);
     this.deps.log.info({ workerPid: w.child.pid, tasks: this.records.size, connections: this.conns.size, exitsReplayed: this.unacked.size }, 'node daemon: worker ready');
   }
@@ -390,15 +433,40 @@ export class Supervisor {
   private onExit(e: ExitEvent): void {
     if (this.worker && e.pid === this.worker.child.pid) return; // libuv reports it
     const seq = ++this.exitSeq;
-    this.unacked.set(seq, e);
+    const u: Unacked = { e, acked: false, holders: new Set() };
+    this.unacked.set(seq, u);
     if (this.unacked.size > MAX_UNACKED_EXITS) {
       const [oldest] = this.unacked.keys();
       const lost = this.unacked.get(oldest!)!;
       this.unacked.delete(oldest!);
-      this.deps.log.error({ pid: lost.pid, status: lost.status }, `node daemon: more than ${MAX_UNACKED_EXITS} exits wait for a worker; the oldest is dropped`);
+      this.deps.log.error({ pid: lost.e.pid, status: lost.e.status }, `node daemon: more than ${MAX_UNACKED_EXITS} exits wait for a worker; the oldest is dropped`);
     }
     const w = this.worker;
-    if (w?.ready) w.channel.send({ t: 'exit', seq, pid: e.pid, status: e.status, exitedAt: e.exitedAt.toISOString() });
+    if (w?.ready) this.sendExit(w, seq, u);
+  }
+
+  /** An exit goes to the worker; the Create/Start/Exec requests in flight now may hold it until they are answered. */
+  private sendExit(w: Worker, seq: number, u: Unacked): void {
+    u.acked = false;
+    u.holders.clear();
+    for (const c of this.conns.values()) for (const k of c.unreplayableKeys()) u.holders.add(k);
+    w.channel.send({ t: 'exit', seq, pid: u.e.pid, status: u.e.status, exitedAt: u.e.exitedAt.toISOString() });
+  }
+
+  /**
+   * A request was answered: exits it might have held are settled once acknowledged, and once
+   * everything the worker sent on the channel before the answer is here (the answer came on the
+   * connection's socket, the exit's event comes on the channel): a `sync` round trip says so.
+   */
+  private settled(key: string): void {
+    const w = this.worker;
+    if (!w?.ready) return; // answered Unavailable for a dead worker: its exits go to the next one
+    const done: number[] = [];
+    for (const [seq, u] of this.unacked) {
+      if (!u.holders.delete(key)) continue;
+      if (u.acked && u.holders.size === 0) done.push(seq);
+    }
+    if (done.length) w.channel.send({ t: 'sync', seqs: done });
   }
 
   /** Upgrade: the worker is replaced (a rebuilt tsshim is what starts) once no request that cannot be replayed is in flight. */
@@ -463,5 +531,7 @@ export class Supervisor {
     await Promise.allSettled([this.control.close(), ...this.ready.map((s) => new Promise<void>((r) => s.server.close(() => r())))]);
     for (const fd of this.fds.values()) closeFd(fd);
     this.fds.clear();
+    // Events already handed over still go out (bounded, as a pod shim's Shutdown does).
+    await Promise.allSettled([...this.forwarders.values()].map((f) => f.close()));
   }
 }

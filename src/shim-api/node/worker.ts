@@ -15,14 +15,15 @@ import type { Composed } from '../../composition/root.js';
 import type { Custody } from '../custody.js';
 import type { OsServices } from '../handler.js';
 import { TaskService } from '../task-service.js';
+import { encodeForward, type EventPublisher } from '../events.js';
 import { namespaceSocket, type NodeStatus } from '../bootstrap/node.js';
 import { Channel, type Message } from './channel.js';
 
 export interface WorkerDeps {
   log: Logger;
   containerdAddress: string;
-  /** the composition of one namespace, with this worker's exits source and custody */
-  compose: (namespace: string, socket: string, exits: OsServices['exits'], custody: Custody) => Composed;
+  /** the composition of one namespace, with this worker's exits source, custody and event publisher */
+  compose: (namespace: string, socket: string, exits: OsServices['exits'], custody: Custody, publisher: EventPublisher) => Composed;
   /** starts reaping this process's own children (not as subreaper); onCommand: a backend command starts or ends */
   startReaping: (onExit: (e: ExitEvent) => void, onCommand: (pid: number, running: boolean) => void) => void;
 }
@@ -108,6 +109,10 @@ export class Worker {
         this.exits.emit('exit', { pid: Number(m.pid), status: Number(m.status), exitedAt: new Date(String(m.exitedAt)) });
         this.channel.send({ t: 'ack', seq: m.seq as number });
         break;
+      case 'sync':
+        // Everything sent before this reply is with the supervisor when it reads it.
+        this.channel.send({ t: 'synced', seqs: m.seqs as Message });
+        break;
       case 'status':
         this.channel.send({ t: 'status-reply', q: m.q as number, tasks: this.tasks() });
         break;
@@ -130,7 +135,14 @@ export class Worker {
       saveRecord: (id, record) =>
         this.channel.send({ t: 'record', ns, id, bundle: service?.bundleOf(id) ?? '', handler: service?.handlerOf(id) ?? '', record: (record ?? null) as Message }),
     };
-    const composed = this.deps.compose(ns, namespaceSocket(this.deps.containerdAddress, ns), this.exits, custody);
+    // Events go to the supervisor, which forwards them to containerd (with retries): one handed
+    // over survives this worker. It goes out before the record and the exit's ack that follow it.
+    const publisher: EventPublisher = {
+      publish: (topic, event, task) =>
+        this.channel.send({ t: 'event', ns, topic, task, payload: Buffer.from(encodeForward(ns, topic, event, new Date())).toString('base64') }),
+      close: async () => undefined,
+    };
+    const composed = this.deps.compose(ns, namespaceSocket(this.deps.containerdAddress, ns), this.exits, custody, publisher);
     service = new TaskService({ resolver: composed.resolver, log, version: '', onShutdown: () => undefined, persistent: true });
     const server = new Server({ onError: (err, where) => log.warn({ err: String(err), where }, 'ttrpc error') });
     service.register(server);
