@@ -89,6 +89,8 @@ export class Instance implements PrivateContainerd {
     readonly dir: string,
     readonly namespace: string,
     readonly binaries: ContainerdBinaries,
+    /** Directories put before everything else on containerd's PATH (e.g. an installed tsshim's bin). */
+    private readonly pathFirst: readonly string[] = [],
   ) {
     this.root = join(dir, 'root');
     this.state = join(dir, 'state');
@@ -104,9 +106,9 @@ export class Instance implements PrivateContainerd {
     return this.child?.pid ?? -1;
   }
 
-  /** containerd's PATH: <repo>/bin (tsshim), the binaries' dir (its runc-v2 shim), then ours and the standard dirs. */
+  /** containerd's PATH: pathFirst, <repo>/bin (tsshim), the binaries' dir (its runc-v2 shim), then ours and the standard dirs. */
   private pathEnv(): string {
-    const dirs = [join(REPO_ROOT, 'bin'), ...(this.binaries.dir ? [this.binaries.dir] : []), ...(process.env.PATH ?? '').split(':').filter(Boolean)];
+    const dirs = [...this.pathFirst, join(REPO_ROOT, 'bin'), ...(this.binaries.dir ? [this.binaries.dir] : []), ...(process.env.PATH ?? '').split(':').filter(Boolean)];
     for (const d of STANDARD_PATH.split(':')) if (!dirs.includes(d)) dirs.push(d);
     return [...new Set(dirs)].join(':');
   }

@@ -41,6 +41,8 @@ export interface StartOptions {
   binaries?: ContainerdBinaries;
   /** containerd version (binaries and config layout); default TSSHIM_CONTAINERD, else 1.6 (containerd-version.ts). */
   containerd?: ContainerdVersion;
+  /** Directories put first on containerd's PATH, before <repo>/bin (e.g. an npm-installed tsshim's bin). */
+  pathFirst?: string[];
 }
 
 /** `prefix-<8 hex>`: containerd-shim-runc-v2 keeps runc state in /run/containerd/runc/<ns> whatever containerd's dirs are, so ids must be unique across instances. */
@@ -57,7 +59,7 @@ export async function startContainerd(opts: StartOptions = {}): Promise<PrivateC
   if (process.getuid?.() !== 0) throw new Error('startContainerd needs root');
   const dir = join(TEST_BASE_DIR, `${shortLabel(opts.name ?? 'cd')}-${randomBytes(3).toString('hex')}`);
   mkdirSync(dir, { recursive: true, mode: 0o711 });
-  const inst = new Instance(dir, opts.namespace ?? DEFAULT_NAMESPACE, opts.binaries ?? binariesFor(opts.containerd));
+  const inst = new Instance(dir, opts.namespace ?? DEFAULT_NAMESPACE, opts.binaries ?? binariesFor(opts.containerd), opts.pathFirst);
   const containerd = opts.containerd ?? selectedContainerd();
   writeFileSync(inst.configFile, renderConfig(dir, { extraConfig: opts.extraConfig, debug: opts.debug ?? process.env.TSSHIM_TEST_DEBUG === '1', containerd }));
   try {
