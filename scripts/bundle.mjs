@@ -1,7 +1,9 @@
 // Bundles the shim (dist/src/main.js and what it imports) into dist/bundle/ with
 // esbuild: containerd runs our binary twice per task (start, delete), and module
 // resolution of ~150 files was most of their start-up time (see docs/benchmarks.md).
-// koffi stays external: it loads its prebuilt native module at run time.
+// koffi stays external: it loads its prebuilt native module at run time. Everything else is
+// inlined, the workspace package ttrpc-ts (packages/ttrpc-ts) included, so the shim process
+// resolves no package but koffi (ADR 0022).
 import { build } from 'esbuild';
 import { rmSync, writeFileSync } from 'node:fs';
 
