@@ -8,13 +8,18 @@
 //   kata       tsshim, handler "kata" delegating to containerd-shim-runc-v2: a STAND-IN delegate, not Kata
 //   youki      tsshim, handler "youki"
 //   crun       tsshim, handler "crun"
+//   <type>     any handler from a handler config file (`tsshim conformance --handler-config FILE`, the kit
+//              third parties use; columnFromHandlerConfig): a handler package or a built-in with options
 //
 // What a column declares it can do comes from the handler's profile (the registry's `supports`),
 // so a scenario needing an operation the handler lacks is reported as "not supported" with the
 // Unimplemented message the shim returned.
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join, resolve } from 'node:path';
+import { loadConfigFile } from '../src/composition/config.js';
+import { bindHandler } from '../src/composition/handler-module.js';
+import { registry } from '../src/composition/registry.js';
 import type { Operation } from '../src/shim-api/operations.js';
 import { findHandler, probeHandler, type HandlerType } from '../src/composition/registry.js';
 import { which } from '../src/composition/host.js';
@@ -29,8 +34,10 @@ import type { SeenKernel } from '../test/helpers/isolation.js';
 export const REFERENCE_RUNTIME = 'io.containerd.runc.v2';
 export const TSSHIM_RUNTIME = RUNTIME_TYPE;
 
-export type ColumnId = 'reference' | 'runc' | 'gvisor-ref' | 'gvisor' | 'kata' | 'youki' | 'crun';
-export const COLUMN_IDS: readonly ColumnId[] = ['reference', 'runc', 'gvisor-ref', 'gvisor', 'kata', 'youki', 'crun'];
+export type BuiltinColumnId = 'reference' | 'runc' | 'gvisor-ref' | 'gvisor' | 'kata' | 'youki' | 'crun';
+/** A built-in column, or a handler config file's (its handler type). */
+export type ColumnId = BuiltinColumnId | (string & {});
+export const COLUMN_IDS: readonly BuiltinColumnId[] = ['reference', 'runc', 'gvisor-ref', 'gvisor', 'kata', 'youki', 'crun'];
 
 /** gVisor's own shim and the runsc it drives (the pinned build from scripts/peers.sh, ADR 0015). */
 export const GVISOR_PEER_DIR = '/opt/tsshim/peers/gvisor';
@@ -38,8 +45,8 @@ export const GVISOR_SHIM_RUNTIME = 'io.containerd.runsc.v1';
 /** The runsc platform of both gVisor columns: the handler's default (ADR 0017: systrap's OOM differs here). */
 export const GVISOR_PLATFORM = 'ptrace';
 
-/** reference: runc-v2, what the others are compared with; tsshim: one of tsshim's own handlers; stand-in: a tsshim handler in front of a substitute backend; peer-reference: gVisor's own shim, the gvisor column's second yardstick (ADR 0017). */
-export type ColumnKind = 'reference' | 'tsshim' | 'stand-in' | 'peer-reference';
+/** reference: runc-v2, what the others are compared with; tsshim: one of tsshim's own handlers; stand-in: a tsshim handler in front of a substitute backend; peer-reference: gVisor's own shim, the gvisor column's second yardstick (ADR 0017); handler: the handler of a config file under test (the kit). */
+export type ColumnKind = 'reference' | 'tsshim' | 'stand-in' | 'peer-reference' | 'handler';
 
 export type Availability = { run: true; detail?: string } | { run: false; reason: string };
 
@@ -61,9 +68,11 @@ export interface Column {
   /** Directory the private containerd must have on its PATH for this column's shim. */
   shimPath?: string;
   /** tsshim handler type; undefined for the reference. */
-  handler?: HandlerType;
+  handler?: HandlerType | (string & {});
   /** Body of the runtime options' ConfigPath file (tsshim handler config, runsc shim options); undefined for the reference. */
   handlerToml?: string;
+  /** The handler config file itself, used where it is (a relative `module:` path resolves from its directory); the kit's column. */
+  handlerConfigFile?: string;
   /** Handler config for the CRI runtime entry, when it differs (gVisor: host network for host-network pods). */
   criHandlerToml?: string;
   /** The program that runs the container under the shim (runc, runsc, youki, crun, or the Kata column's delegate shim). */
@@ -176,7 +185,7 @@ async function doctorSays(type: HandlerType): Promise<Availability | undefined> 
   return p.usable ? undefined : { run: false, reason: `tsshim doctor: ${p.reason}` };
 }
 
-export const COLUMNS: Readonly<Record<ColumnId, Column>> = Object.freeze({
+export const COLUMNS: Readonly<Record<BuiltinColumnId, Column>> = Object.freeze({
   reference: {
     id: 'reference',
     kind: 'reference',
@@ -300,6 +309,10 @@ export function writeHandlerConfigs(dir: string, columns: readonly Column[]): Ma
   mkdirSync(dir, { recursive: true });
   const out = new Map<ColumnId, { ctr?: string; cri?: string }>();
   for (const c of columns) {
+    if (c.handlerConfigFile) {
+      out.set(c.id, { ctr: c.handlerConfigFile, cri: c.handlerConfigFile });
+      continue;
+    }
     if (!c.handlerToml) {
       out.set(c.id, {});
       continue;
@@ -323,12 +336,53 @@ export function writeHandlerConfigs(dir: string, columns: readonly Column[]): Ma
 export function selectColumns(list: string | undefined): Column[] {
   const ids = !list || list === 'all' ? [...COLUMN_IDS] : list.split(',').map((s) => s.trim()).filter(Boolean);
   for (const id of ids) {
-    if (!COLUMN_IDS.includes(id as ColumnId)) throw new Error(`unknown column "${id}"; known: ${COLUMN_IDS.join(', ')}`);
+    if (!COLUMN_IDS.includes(id as BuiltinColumnId)) throw new Error(`unknown column "${id}"; known: ${COLUMN_IDS.join(', ')}`);
   }
-  const set = new Set<ColumnId>(['reference', ...(ids as ColumnId[])]);
+  const set = new Set<BuiltinColumnId>(['reference', ...(ids as BuiltinColumnId[])]);
   for (const id of [...set]) {
-    const peer = COLUMNS[id].peerReference;
+    const peer = COLUMNS[id].peerReference as BuiltinColumnId | undefined;
     if (peer) set.add(peer);
   }
   return COLUMN_IDS.filter((id) => set.has(id)).map((id) => COLUMNS[id]);
+}
+
+/**
+ * The kit's column: the handler a handler config file selects (a handler package by `module:`, or a
+ * built-in with its options), run through tsshim with that file as the runtime options' ConfigPath,
+ * where it lies. What it declares (operations) and how it isolates come from its definition
+ * (`supports`, `conformance`); whether it runs here from its own doctor verdict. A module that is
+ * missing or broken is an Error with the loader's message (nothing is run).
+ */
+export async function columnFromHandlerConfig(file: string): Promise<Column> {
+  const abs = resolve(file);
+  const shim = await loadConfigFile(abs);
+  const { definition: def, config } = await bindHandler(shim.handler, abs, registry);
+  const hints = def.conformance ?? {};
+  const id = COLUMN_IDS.includes(def.type as BuiltinColumnId) ? `config-${def.type}` : def.type;
+  const supports = new Set<Operation>(def.supports);
+  const binary = def.binariesFor(config)[0] ?? def.binary;
+  const source = config.module ? `module:${config.module.specifier}` : `handler ${def.type}`;
+  return {
+    id,
+    kind: 'handler',
+    // runc-options.ts runs only where the backend is runc itself: runc's runtime options select tsshim's
+    // runc handler, not this config, so that scenario says why it is not run here.
+    backend: `${basename(binary)} through ${def.type}`,
+    header: `${def.type} (tsshim, ${source}, ${basename(abs)})`,
+    runtimeType: TSSHIM_RUNTIME,
+    handler: def.type,
+    handlerToml: readFileSync(abs, 'utf8'),
+    handlerConfigFile: abs,
+    checkpointEngine: hints.checkpointEngine ?? 'criu',
+    hostPidNamespaceJoinable: hints.hostPidNamespaceJoinable ?? true,
+    isolation: hints.isolation ?? 'host-kernel',
+    ...(hints.knownDifferences ? { knownDifferences: { ...hints.knownDifferences } } : {}),
+    probe: async (): Promise<Availability> => {
+      const built = tsshimBuilt();
+      if (built) return built;
+      const p = await probeHandler(def, config);
+      return p.usable ? { run: true, detail: `tsshim doctor: ${p.reason}` } : { run: false, reason: `tsshim doctor: ${p.reason}` };
+    },
+    declares: (op) => supports.has(op),
+  };
 }

@@ -36,7 +36,9 @@ export function headline(r: MatrixReport): string[] {
   if (r.shimMode === 'node') out.push("tsshim mode: node (every tsshim column served by the containerd's one node daemon, ADR 0018)");
   const ref = group('reference');
   if (ref.length) out.push(`reference (io.containerd.runc.v2, compared against, not tsshim): ${ref.join('; ')}`);
-  out.push(`tsshim's own handlers: ${group('tsshim').join('; ') || 'none'}`);
+  const tested = group('handler');
+  if (tested.length) out.push(`handlers under test (from handler config files, the kit): ${tested.join('; ')}`);
+  if (!tested.length || group('tsshim').length) out.push(`tsshim's own handlers: ${group('tsshim').join('; ') || 'none'}`);
   const standIns = group('stand-in');
   if (standIns.length) out.push(`stand-ins (tsshim handler in front of a substitute backend, not the real one): ${standIns.join('; ')}`);
   const peers = group('peer-reference');
@@ -68,7 +70,7 @@ export function renderMarkdown(r: MatrixReport): string {
   const h = r.host;
   const out: string[] = [];
   out.push('# tsshim conformance matrix', '');
-  out.push(`Generated ${r.generatedAt} by \`npm run conformance\` (conformance/cli.ts) in ${(r.durationMs / 1000).toFixed(0)} s.`, '');
+  out.push(`Generated ${r.generatedAt} by \`${r.command ?? 'npm run conformance'}\` (conformance/kit.ts) in ${(r.durationMs / 1000).toFixed(0)} s.`, '');
   for (const l of headline(r)) out.push(`- ${mdEscape(l)}`);
   out.push('');
   out.push('Every scenario runs first on the reference shim (`io.containerd.runc.v2`); a cell passes when the column\'s observation equals the reference\'s and meets the scenario\'s own expectations. "not supported" = the handler declares it lacks the operation and the shim answered Unimplemented; "not run" = the backend is not installed or the host cannot do it (reason quoted).', '');

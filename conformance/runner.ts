@@ -23,6 +23,8 @@ export interface MatrixOptions {
   log?: (line: string) => void;
   /** tsshim's [shim] mode for every tsshim column (default pod). */
   shimMode?: ShimMode;
+  /** The command line that asked for the run, for the report. */
+  command?: string;
 }
 
 const DEFAULT_TIMEOUT_MS = 90_000;
@@ -87,6 +89,7 @@ export async function runMatrix(opts: MatrixOptions): Promise<MatrixReport> {
   return {
     format: 'tsshim-conformance/1',
     generatedAt: new Date().toISOString(),
+    ...(opts.command ? { command: opts.command } : {}),
     shimMode,
     durationMs: Date.now() - t0,
     host,

@@ -147,7 +147,7 @@ export interface Scenario {
 
 export interface ColumnReport {
   id: ColumnId;
-  /** reference (runc-v2), tsshim (one of tsshim's own handlers) or stand-in (a tsshim handler in front of a substitute backend). */
+  /** reference (runc-v2), tsshim (one of tsshim's own handlers), stand-in (a tsshim handler in front of a substitute backend), handler (a handler config's handler under test: the kit). */
   kind?: ColumnKind;
   header: string;
   runtimeType: string;
@@ -168,6 +168,8 @@ export interface ScenarioReport {
 export interface MatrixReport {
   format: 'tsshim-conformance/1';
   generatedAt: string;
+  /** The command that produced it (absent in reports from before the kit: npm run conformance). */
+  command?: string;
   /** tsshim's [shim] mode for the run (absent in reports from before node mode: pod). */
   shimMode?: ShimMode;
   durationMs: number;

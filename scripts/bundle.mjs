@@ -4,12 +4,18 @@
 // koffi stays external: it loads its prebuilt native module at run time. Everything else is
 // inlined, the workspace package ttrpc-ts (packages/ttrpc-ts) included, so the shim process
 // resolves no package but koffi (ADR 0022).
+// A second entry, handler.js, is the public handler API (package export tsshim/handler, src/sdk/handler.ts):
+// it shares its chunks with main.js, so a handler package loaded by the shim gets the very modules the
+// shim runs (one ShimError class, one OCI-CLI driver), not a second copy (ADR 0023).
 import { build } from 'esbuild';
 import { rmSync, writeFileSync } from 'node:fs';
 
 rmSync(new URL('../dist/bundle', import.meta.url), { recursive: true, force: true });
 await build({
-  entryPoints: [new URL('../dist/src/main.js', import.meta.url).pathname],
+  entryPoints: {
+    main: new URL('../dist/src/main.js', import.meta.url).pathname,
+    handler: new URL('../dist/src/sdk/handler.js', import.meta.url).pathname,
+  },
   outdir: new URL('../dist/bundle', import.meta.url).pathname,
   bundle: true,
   splitting: true,

@@ -216,7 +216,7 @@ test('doctor exit code follows the configured default handler', () => {
 
   const unknown = doctorJson({ TSSHIM_CONFIG: cfg('unknown.toml', 'handler = "qemu"\n') });
   assert.is(unknown.r.code, 1);
-  assert.match(unknown.report.problems.join('\n'), 'unknown handler "qemu"');
+  assert.match(unknown.report.problems.join('\n'), 'unknown tsshim handler "qemu"');
 
   const broken = doctorJson({ TSSHIM_CONFIG: cfg('broken.toml', 'handler = \n') });
   assert.is(broken.r.code, 1);

@@ -14,7 +14,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { DEFAULT_CONFIG_PATH, defaultConfig, loadConfigFile, type ShimConfig } from '../composition/config.js';
-import { findHandler, probeAll, registry } from '../composition/registry.js';
+import { findHandler, registry } from '../composition/registry.js';
+import { bindHandler } from '../composition/handler-module.js';
+import { gatherHostFacts } from '../composition/host.js';
 import { renderHandlerConfig } from '../composition/handler-config.js';
 import type { HandlerConfig } from '../shim-api/handler.js';
 import type { HandlerDefinition } from '../shim-api/definition.js';
@@ -25,15 +27,26 @@ import { containerdConfig, handlerConfigPath, parseContainerdVersion, runtimeCla
 const DEFAULT_CONFIG_DIR = path.dirname(DEFAULT_CONFIG_PATH);
 
 const USAGE = `usage:
-  tsshim doctor [--json] [--config-dir DIR]
-      Probe every handler on this host. Exit 0 iff the default handler (from
-      $TSSHIM_CONFIG or ${DEFAULT_CONFIG_PATH}, else runc) is usable.
+  tsshim doctor [--json] [--config-dir DIR] [--handler-config FILE]...
+      Probe every handler on this host: the built-ins, the handler packages the
+      config dir's files name (handler = "module:..."), and each FILE. Exit 0 iff
+      the default handler (from $TSSHIM_CONFIG or ${DEFAULT_CONFIG_PATH}, else runc)
+      is usable.
   tsshim config containerd [--version 1.6|1.7|2] [--handlers LIST] [--config-dir DIR]
       Print containerd CRI runtime entries (default --version 1.7, --config-dir ${DEFAULT_CONFIG_DIR}).
   tsshim config handlers --out DIR [--handlers LIST] [--force]
       Write the per-handler TOML files the runtime entries point at.
   tsshim config runtimeclass [--handlers LIST]
       Print Kubernetes RuntimeClass documents.
+  tsshim conformance --handler-config FILE [--scenarios LIST] [--out DIR] [--handlers LIST] [--list]
+      The conformance kit: every scenario of the catalogue (or those matching LIST's
+      substrings) on the handler FILE selects, through a private containerd, beside the
+      reference io.containerd.runc.v2; writes conformance.md/.json/.html into DIR
+      (default: the current directory). Needs root, containerd, ctr, runc.
+  tsshim new-handler NAME [--dir DIR] [--tsshim-dep SPEC]
+      Scaffold a handler package (TypeScript, built with tsc) in DIR (default
+      ./tsshim-handler-NAME): package.json, src/index.ts written with tsshim/handler,
+      a handler config, README. SPEC is its tsshim devDependency (default: file: this tsshim).
   tsshim node status [--json] [--address ADDR]
       The node daemon (node mode) of the containerd at ADDR (default
       /run/containerd/containerd.sock): pids, uptime, restarts, tasks by namespace and handler.
@@ -69,11 +82,38 @@ function parse(args: string[], options: NonNullable<ParseArgsConfig['options']>)
   }
 }
 
+function parseArgsPositional(args: string[], options: NonNullable<ParseArgsConfig['options']>) {
+  try {
+    return parseArgs({ args, options, strict: true, allowPositionals: true });
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+}
+
+// ---------------------------------------------------------------- conformance (the kit)
+
+/**
+ * `tsshim conformance`: the conformance runner (compiled to dist/conformance beside dist/src), reached
+ * at run time so that the CLI and the shim never load it otherwise, and the shim's code does not
+ * depend on the harness (which depends on it).
+ */
+async function conformance(args: string[]): Promise<number> {
+  const kit = new URL('../../conformance/kit.js', import.meta.url);
+  if (!fs.existsSync(kit)) {
+    process.stderr.write(`tsshim: the conformance kit is not installed with this tsshim (${kit.pathname} missing)\n`);
+    return 2;
+  }
+  const { runConformanceCli } = (await import(kit.href)) as { runConformanceCli(argv: string[], cmd: string): Promise<number> };
+  return runConformanceCli(args, 'tsshim conformance');
+}
+
 // ---------------------------------------------------------------- doctor
 
 interface DoctorRow extends Probe {
   /** Config used for the probe: a file path, or "defaults". */
   config: string;
+  /** A handler package's row: what the config names and the file it loaded (absent when it failed to). */
+  module?: { specifier: string; path: string | null };
 }
 
 function table(rows: string[][]): string {
@@ -81,8 +121,47 @@ function table(rows: string[][]): string {
   return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd()).join('\n') + '\n';
 }
 
+/** One row to probe: a built-in with its config, or a handler config file (a package's, or given by --handler-config). */
+interface Target {
+  def?: HandlerDefinition;
+  config?: HandlerConfig;
+  source: string;
+  /** Why the handler config's definition could not be had (missing or broken module, unknown type). */
+  error?: string;
+  /** What the config said, when its definition could not be had. */
+  wanted?: HandlerConfig;
+}
+
+/** The handler config files of the config dir whose handler is a package (`handler = "module:..."`). */
+function moduleConfigFiles(configDir: string): string[] {
+  let names: string[];
+  try {
+    names = fs.readdirSync(configDir).filter((n) => n.endsWith('.toml') && n !== path.basename(DEFAULT_CONFIG_PATH)).sort();
+  } catch {
+    return [];
+  }
+  return names
+    .map((n) => path.join(configDir, n))
+    .filter((f) => {
+      try {
+        return /^\s*handler\s*=\s*["']module:/m.test(fs.readFileSync(f, 'utf8'));
+      } catch {
+        return false;
+      }
+    });
+}
+
+async function configTarget(shim: ShimConfig): Promise<Target> {
+  try {
+    const bound = await bindHandler(shim.handler, shim.source, registry);
+    return { def: bound.definition, config: bound.config, source: shim.source };
+  } catch (err) {
+    return { source: shim.source, error: (err as Error).message, wanted: shim.handler };
+  }
+}
+
 async function doctor(args: string[]): Promise<number> {
-  const { values } = parse(args, { json: { type: 'boolean' }, 'config-dir': { type: 'string' } });
+  const { values } = parse(args, { json: { type: 'boolean' }, 'config-dir': { type: 'string' }, 'handler-config': { type: 'string', multiple: true } });
   const configDir = (values['config-dir'] as string | undefined) ?? DEFAULT_CONFIG_DIR;
 
   let shim: ShimConfig | undefined;
@@ -92,52 +171,88 @@ async function doctor(args: string[]): Promise<number> {
   } catch (err) {
     configError = (err as Error).message;
   }
-  const defaultType = shim?.handler.type ?? 'runc';
 
-  // Per handler: the default config when it is of that type, else <config-dir>/<type>.toml when present.
-  const configs: Record<string, HandlerConfig> = {};
-  const sources: Record<string, string> = {};
-  const fileErrors: string[] = [];
+  // Built-ins: the default config when it is of that type, else <config-dir>/<type>.toml when present.
+  const builtins = new Map<string, Target>(registry.map((e) => [e.type, { def: e, source: 'defaults' }]));
+  const problems: string[] = [];
   for (const e of registry) {
     const file = handlerConfigPath(e, configDir);
     if (fs.existsSync(file)) {
       try {
         const c = await loadConfigFile(file);
-        if (c.handler.type === e.type) {
-          configs[e.type] = c.handler;
-          sources[e.type] = file;
-        } else {
-          fileErrors.push(`${file}: handler = "${c.handler.type}", expected "${e.type}"; probed with defaults`);
-        }
+        if (c.handler.type === e.type) builtins.set(e.type, { def: e, config: c.handler, source: file });
+        else problems.push(`${file}: handler = "${c.handler.type}", expected "${e.type}"; probed with defaults`);
       } catch (err) {
-        fileErrors.push(`${(err as Error).message}; probed with defaults`);
+        problems.push(`${(err as Error).message}; probed with defaults`);
       }
     }
   }
-  if (shim && findHandler(shim.handler.type)?.type === shim.handler.type) {
-    configs[shim.handler.type] = shim.handler;
-    sources[shim.handler.type] = shim.source;
+  let defaultTarget: Target | undefined;
+  if (shim && !shim.handler.module && findHandler(shim.handler.type)?.type === shim.handler.type) {
+    defaultTarget = { def: findHandler(shim.handler.type)!, config: shim.handler, source: shim.source };
+    builtins.set(shim.handler.type, defaultTarget);
   }
 
-  const probes = await probeAll(configs);
-  const rows: DoctorRow[] = probes.map((p) => ({ ...p, config: sources[p.type] ?? 'defaults' }));
-  const defaultProbe = rows.find((r) => r.type === defaultType);
-  const problems = [...fileErrors];
+  // Handler packages in the config dir, the default config's package, and --handler-config files (any handler).
+  const extra: Target[] = [];
+  const seen = new Set<string>();
+  const files = [...moduleConfigFiles(configDir), ...((values['handler-config'] as string[] | undefined) ?? []).map((f) => path.resolve(f))];
+  for (const file of files) {
+    if (seen.has(file)) continue;
+    seen.add(file);
+    try {
+      extra.push(await configTarget(await loadConfigFile(file)));
+    } catch (err) {
+      extra.push({ source: file, error: (err as Error).message });
+    }
+  }
+  if (shim && !defaultTarget) {
+    defaultTarget = extra.find((t) => t.source === shim!.source) ?? (await configTarget(shim));
+    if (!extra.includes(defaultTarget)) extra.push(defaultTarget);
+  }
+  for (const t of extra) if (t.error) problems.push(t.error);
+
+  const targets = [...builtins.values(), ...extra];
+  const facts = await gatherHostFacts(targets.flatMap((t) => (t.def ? t.def.binariesFor(t.config) : [])));
+  const rowOf = (t: Target): DoctorRow => {
+    const module = (t.config ?? t.wanted)?.module;
+    const mod = module ? { module: { specifier: module.specifier, path: module.path ?? null } } : {};
+    if (!t.def) {
+      const w = t.wanted;
+      return { type: w?.type ?? '?', runtimeEntry: w?.name ?? '-', usable: false, binary: '-', path: null, version: null, reason: t.error ?? 'unknown', details: {}, config: t.source, ...mod };
+    }
+    let probe: Probe;
+    try {
+      probe = t.def.assess(facts, t.config);
+    } catch (err) {
+      // A package's assess that throws is its verdict: not usable, and why.
+      probe = { type: t.def.type, runtimeEntry: t.def.runtimeEntry, usable: false, binary: t.def.binary, path: null, version: null, reason: `assess() threw: ${(err as Error).message}`, details: {} };
+    }
+    return { ...probe, config: t.source, ...mod };
+  };
+  const rows = targets.map(rowOf);
+  const defaultRow = defaultTarget ? rows[targets.indexOf(defaultTarget)] : rows.find((r) => r.type === 'runc' && r.config === 'defaults');
+  const defaultType = defaultRow?.type ?? shim?.handler.type ?? 'runc';
   if (configError) problems.push(`default config: ${configError}`);
-  else if (!defaultProbe) problems.push(`default config ${shim!.source}: unknown handler "${defaultType}"; known handlers are ${registry.map((e) => e.type).join(', ')}`);
-  const ok = !configError && defaultProbe !== undefined && defaultProbe.usable;
+  else if (defaultTarget?.error) problems.push(`default config ${shim!.source}: its handler cannot be loaded (above)`);
+  const ok = !configError && defaultRow !== undefined && defaultRow.usable;
 
   if (values.json) {
     const report = {
       ok,
-      defaultHandler: { type: defaultType, source: shim?.source ?? null, usable: defaultProbe?.usable ?? false },
+      defaultHandler: { type: defaultType, source: shim?.source ?? null, usable: defaultRow?.usable ?? false },
       handlers: rows,
       problems,
     };
     process.stdout.write(JSON.stringify(report, null, 2) + '\n');
   } else {
     const lines = [['HANDLER', 'RUNTIME ENTRY', 'USABLE', 'BACKEND VERSION', 'REASON']];
-    for (const r of rows) lines.push([r.type, r.runtimeEntry, r.usable ? 'yes' : 'no', r.version ?? '-', r.reason]);
+    for (const r of rows) {
+      const name = r.module ? (r.module.path ? `${r.type} (module:${r.module.specifier})` : r.type) : r.type;
+      const failed = targets[rows.indexOf(r)]!.error !== undefined;
+      const reason = failed ? `cannot be loaded (problem below) [${r.config}]` : r.config === 'defaults' || !r.module ? r.reason : `${r.reason} [${r.config}]`;
+      lines.push([name, r.runtimeEntry, r.usable ? 'yes' : 'no', r.version ?? '-', reason]);
+    }
     let out = table(lines);
     out += `\ndefault handler: ${defaultType} (${shim?.source ?? 'config unreadable'}): ${ok ? 'usable' : 'NOT usable'}\n`;
     for (const p of problems) out += `problem: ${p}\n`;
@@ -196,6 +311,14 @@ export async function main(argv: string[]): Promise<number> {
         return await doctor(rest);
       case 'config':
         return await config(rest);
+      case 'conformance':
+        return await conformance(rest);
+      case 'new-handler': {
+        const { newHandler } = await import('./new-handler.js');
+        const { values, positionals } = parseArgsPositional(rest, { dir: { type: 'string' }, 'tsshim-dep': { type: 'string' } });
+        if (positionals.length !== 1) throw new UsageError('new-handler needs one NAME, e.g. tsshim new-handler audit');
+        return await newHandler({ name: positionals[0]!, dir: values.dir as string | undefined, tsshimDep: values['tsshim-dep'] as string | undefined });
+      }
       case 'node': {
         const [what, ...more] = rest;
         if (what !== 'status' && what !== 'reload') throw new UsageError(what ? `unknown node command "${what}"` : 'node needs a command: status or reload');

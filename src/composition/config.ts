@@ -3,7 +3,10 @@
  * One TOML format for the default file (/etc/tsshim/config.toml) and for the
  * per-runtime-entry files that containerd names through runtime options.
  *
- *   handler = "gvisor"                 # handler type: runc | gvisor | youki | kata | crun | oci
+ *   handler = "gvisor"                 # handler type: runc | gvisor | youki | kata | crun | oci, or
+ *                                      # "module:<package or path>": a handler package (docs/handlers/sdk.md);
+ *                                      # a package resolves like Node's from this file's directory, then
+ *                                      # the global node_modules; a relative path is relative to this file
  *   name = "tsshim-gvisor"             # optional display name
  *   binary = "/usr/bin/runsc"          # optional backend binary
  *   root = "/run/containerd/runsc"     # optional backend state root
@@ -17,6 +20,7 @@
  *                                      # node: one daemon per containerd serves every task (ADR 0018)
  */
 import fsp from 'node:fs/promises';
+import path from 'node:path';
 import { parse as parseToml } from 'smol-toml';
 import type { HandlerConfig } from '../shim-api/handler.js';
 import { invalidArgument, failedPrecondition } from '../shim-api/errors.js';
@@ -37,7 +41,27 @@ export interface ShimConfig {
   source: string;
 }
 
-export function parseConfig(text: string, source: string): ShimConfig {
+/** `handler = "module:<specifier>"`: a handler package or file, loaded at run time (handler-module.ts). */
+export const MODULE_PREFIX = 'module:';
+
+/** The module part of `handler = "module:..."`, checked for form only (resolution is lazy: handler-module.ts). */
+function moduleRef(type: string, source: string, dir: string | undefined): NonNullable<HandlerConfig['module']> {
+  const specifier = type.slice(MODULE_PREFIX.length);
+  const hint = 'name a package ("module:@acme/tsshim-handler-foo"), an absolute path ("module:/opt/handlers/foo/index.js") or a path relative to this file ("module:./foo/index.js")';
+  if (!specifier.trim() || specifier !== specifier.trim() || /[\0\n]/.test(specifier)) throw invalidArgument(`tsshim config ${source}: "handler" = ${JSON.stringify(type)}: ${hint}`);
+  if ((specifier.startsWith('./') || specifier.startsWith('../')) && !dir) {
+    throw invalidArgument(`tsshim config ${source}: "handler" = ${JSON.stringify(type)} is relative, but ${source} is no file to be relative to: use an absolute path or a package name`);
+  }
+  if (/^[a-z][a-z0-9+.-]*:/i.test(specifier)) throw invalidArgument(`tsshim config ${source}: "handler" = ${JSON.stringify(type)}: URLs are not loaded; ${hint}`);
+  return { specifier, ...(dir ? { base: dir } : {}) };
+}
+
+/**
+ * `source` names where the text came from (for messages); `dir` is the directory of the file it
+ * was read from, which a relative or package `handler = "module:..."` resolves from (none for runtime
+ * options' ConfigBody).
+ */
+export function parseConfig(text: string, source: string, dir?: string): ShimConfig {
   let doc: Record<string, unknown>;
   try {
     doc = parseToml(text) as Record<string, unknown>;
@@ -45,9 +69,11 @@ export function parseConfig(text: string, source: string): ShimConfig {
     throw invalidArgument(`tsshim config ${source}: ${(err as Error).message}`);
   }
   const type = doc.handler ?? 'runc';
-  if (typeof type !== 'string' || !/^[a-z0-9][a-z0-9-]*$/.test(type)) {
-    throw invalidArgument(`tsshim config ${source}: "handler" must be a handler type name such as "runc" or "gvisor"`);
+  const isModule = typeof type === 'string' && type.startsWith(MODULE_PREFIX);
+  if (typeof type !== 'string' || (!isModule && !/^[a-z0-9][a-z0-9-]*$/.test(type))) {
+    throw invalidArgument(`tsshim config ${source}: "handler" must be a handler type name such as "runc" or "gvisor", or "module:<package or path>" for a handler package`);
   }
+  const module = isModule ? moduleRef(type, source, dir) : undefined;
   const str = (k: string) => {
     const v = doc[k];
     if (v === undefined) return undefined;
@@ -59,7 +85,7 @@ export function parseConfig(text: string, source: string): ShimConfig {
     throw invalidArgument(`tsshim config ${source}: [options] must be a table`);
   }
   return {
-    handler: { type, name: str('name') ?? type, binary: str('binary'), root: str('root'), options: options as Record<string, unknown> },
+    handler: { type, name: str('name') ?? type, binary: str('binary'), root: str('root'), options: options as Record<string, unknown>, ...(module ? { module } : {}) },
     mode: shimMode(doc.shim, source),
     debug: doc.debug === true,
     annotationAllowlist: allowlist(doc.allow_annotation_override, source),
@@ -97,14 +123,14 @@ export async function loadConfigFile(file: string): Promise<ShimConfig> {
   } catch (err) {
     throw failedPrecondition(`cannot read tsshim config ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
-  return parseConfig(text, file);
+  return parseConfig(text, file, path.dirname(path.resolve(file)));
 }
 
 /** The default config: $TSSHIM_CONFIG, else /etc/tsshim/config.toml when present, else runc. */
 export async function defaultConfig(env = process.env): Promise<ShimConfig> {
   const file = env.TSSHIM_CONFIG || DEFAULT_CONFIG_PATH;
   try {
-    return parseConfig(await fsp.readFile(file, 'utf8'), file);
+    return parseConfig(await fsp.readFile(file, 'utf8'), file, path.dirname(path.resolve(file)));
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
       if ((err as NodeJS.ErrnoException).code) throw failedPrecondition(`cannot read tsshim config ${file}: ${(err as NodeJS.ErrnoException).code}`);

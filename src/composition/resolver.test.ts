@@ -21,6 +21,7 @@ const ctx = { log: pino({ level: 'silent' }) } as unknown as HandlerContext;
 
 function fakeDefinition(type: string, loads: { n: number }, created: HandlerConfig[], cleaned: string[]): HandlerDefinition {
   return defineHandler({
+    apiVersion: 1,
     type,
     summary: type,
     binary: type,

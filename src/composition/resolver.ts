@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import type { CleanupResult, HandlerConfig, HandlerContext, HandlerFactory, HandlerResolver, HandlerSelection, RuntimeFeatures, TaskHandler } from '../shim-api/handler.js';
 import type { HandlerDefinition } from '../shim-api/definition.js';
 import { failedPrecondition, invalidArgument, permissionDenied } from '../shim-api/errors.js';
+import { bindHandler, type BoundHandler } from './handler-module.js';
 import { runcOptions, runtimeOptions, TYPE_URL, unpackAny, type Any } from '../shim-api/pb.js';
 import { allowlisted, defaultConfig, loadConfigFile, parseConfig, HANDLER_ANNOTATION, type ShimConfig } from './config.js';
 
@@ -54,26 +55,28 @@ export async function selectConfig(sel: Pick<HandlerSelection, 'options' | 'anno
 
 export class ConfiguredResolver implements HandlerResolver {
   private readonly instances = new Map<string, Promise<TaskHandler>>();
-  private readonly factories = new Map<string, Promise<HandlerFactory>>();
+  private readonly factories = new Map<HandlerDefinition, Promise<HandlerFactory>>();
 
   constructor(
     private readonly definitions: readonly HandlerDefinition[],
     private readonly ctx: HandlerContext,
   ) {}
 
-  /** The factory of a config's handler type, loaded once (definitions load their code lazily). */
-  private factory(config: HandlerConfig, source: string): Promise<HandlerFactory> {
-    let f = this.factories.get(config.type);
+  /**
+   * The definition of a config (built-in, or loaded from its module: handler-module.ts) and the
+   * config its factory gets. A module that is missing or broken fails this Create only.
+   */
+  private bind(config: HandlerConfig, source: string): Promise<BoundHandler> {
+    return bindHandler(config, source, this.definitions);
+  }
+
+  /** The factory of a definition, loaded once (definitions load their code lazily). */
+  private factory(def: HandlerDefinition): Promise<HandlerFactory> {
+    let f = this.factories.get(def);
     if (!f) {
-      const def = this.definitions.find((d) => d.type === config.type);
-      if (!def) {
-        throw failedPrecondition(
-          `unknown tsshim handler "${config.type}" (from ${source}): known handlers are ${this.definitions.map((d) => d.type).join(', ')}; fix "handler" in that config`,
-        );
-      }
       f = def.factory();
-      this.factories.set(config.type, f);
-      f.catch(() => this.factories.delete(config.type));
+      this.factories.set(def, f);
+      f.catch(() => this.factories.delete(def));
     }
     return f;
   }
@@ -81,9 +84,13 @@ export class ConfiguredResolver implements HandlerResolver {
   async resolve(sel: HandlerSelection): Promise<TaskHandler> {
     const cfg = await selectConfig(sel, this.ctx.log);
     if (cfg.debug && this.ctx.log.level !== 'debug' && this.ctx.log.level !== 'trace') this.ctx.log.level = 'debug';
-    const handler = await this.instance(cfg.handler, cfg.source);
-    await fsp.writeFile(path.join(sel.bundle, BUNDLE_STATE_FILE), JSON.stringify({ handler: cfg.handler }), { mode: 0o600 });
-    this.ctx.log.info({ id: sel.id, handler: cfg.handler.name, type: cfg.handler.type, source: cfg.source }, 'handler selected');
+    const bound = await this.bind(cfg.handler, cfg.source);
+    const handler = await this.instance(bound);
+    await fsp.writeFile(path.join(sel.bundle, BUNDLE_STATE_FILE), JSON.stringify({ handler: bound.config }), { mode: 0o600 });
+    this.ctx.log.info(
+      { id: sel.id, handler: bound.config.name, type: bound.config.type, source: cfg.source, ...(bound.config.module ? { module: bound.config.module.path } : {}) },
+      'handler selected',
+    );
     return handler;
   }
 
@@ -95,15 +102,15 @@ export class ConfiguredResolver implements HandlerResolver {
     } catch (err) {
       throw failedPrecondition(`cannot read the handler a task recorded in ${source}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
     }
-    return this.instance(config, source);
+    return this.instance(await this.bind(config, source));
   }
 
   /** One handler instance per distinct config, also when two callers race for it (factories load asynchronously). */
-  private instance(config: HandlerConfig, source: string): Promise<TaskHandler> {
-    const key = JSON.stringify(config);
+  private instance(bound: BoundHandler): Promise<TaskHandler> {
+    const key = JSON.stringify(bound.config);
     let pending = this.instances.get(key);
     if (!pending) {
-      pending = this.factory(config, source).then((f) => f.create(config, this.ctx));
+      pending = this.factory(bound.definition).then((f) => f.create(bound.config, this.ctx));
       this.instances.set(key, pending);
       pending.catch(() => this.instances.delete(key)); // bad options: nothing to keep, the caller gets the error
     }
@@ -112,12 +119,14 @@ export class ConfiguredResolver implements HandlerResolver {
 
   async cleanup(bundle: string, id: string): Promise<CleanupResult> {
     let config: HandlerConfig;
+    const source = path.join(bundle, BUNDLE_STATE_FILE);
     try {
-      config = (JSON.parse(await fsp.readFile(path.join(bundle, BUNDLE_STATE_FILE), 'utf8')) as { handler: HandlerConfig }).handler;
+      config = (JSON.parse(await fsp.readFile(source, 'utf8')) as { handler: HandlerConfig }).handler;
     } catch {
       config = (await defaultConfig()).handler; // Create never got as far as choosing: clean up as the default would
     }
-    return (await this.factory(config, path.join(bundle, BUNDLE_STATE_FILE))).cleanup(config, bundle, id, this.ctx);
+    const bound = await this.bind(config, source);
+    return (await this.factory(bound.definition)).cleanup(bound.config, bundle, id, this.ctx);
   }
 
   /**
@@ -126,8 +135,9 @@ export class ConfiguredResolver implements HandlerResolver {
    */
   async runtimeFeatures(options: Any | undefined): Promise<RuntimeFeatures> {
     const cfg = await selectConfig({ options, annotations: {} }, this.ctx.log);
-    const factory = await this.factory(cfg.handler, cfg.source);
-    const features = factory.features ? await factory.features(cfg.handler, this.ctx) : undefined;
-    return { handler: cfg.handler, source: cfg.source, ...(features ? { features } : {}) };
+    const bound = await this.bind(cfg.handler, cfg.source);
+    const factory = await this.factory(bound.definition);
+    const features = factory.features ? await factory.features(bound.config, this.ctx) : undefined;
+    return { handler: bound.config, source: cfg.source, ...(features ? { features } : {}) };
   }
 }

@@ -31,8 +31,16 @@ const codeOf: Record<ErrorKind, Code> = {
   Unknown: Code.Unknown,
 };
 
+/**
+ * Marks a ShimError whichever copy of this file made it: a handler package may have been loaded
+ * with another copy of tsshim/handler than the shim's (a second install, a test importing
+ * dist/src while the module imports the bundle), so the code is read from the brand, not instanceof.
+ */
+const BRAND = Symbol.for('tsshim.ShimError');
+
 export class ShimError extends Error {
   override readonly name = 'ShimError';
+  readonly [BRAND] = true;
   constructor(
     readonly kind: ErrorKind,
     message: string,
@@ -50,10 +58,16 @@ export const permissionDenied = (msg: string) => new ShimError('PermissionDenied
 export const unimplemented = (msg: string) => new ShimError('Unimplemented', msg);
 export const unknownError = (msg: string, cause?: unknown) => new ShimError('Unknown', msg, { cause });
 
+/** A ShimError from this or another copy of tsshim's errors.ts (a handler package's). */
+export function isShimError(err: unknown): err is ShimError {
+  if (err instanceof ShimError) return true;
+  return err instanceof Error && (err as unknown as Record<symbol, unknown>)[BRAND] === true && Object.hasOwn(codeOf, (err as ShimError).kind);
+}
+
 /** Map any thrown value to a ttrpc status error. The only error-to-code map of the shim. */
 export function toStatus(err: unknown): TtrpcError {
   if (err instanceof TtrpcError) return err;
-  if (err instanceof ShimError) return new TtrpcError(codeOf[err.kind], err.message);
+  if (isShimError(err)) return new TtrpcError(codeOf[err.kind], err.message);
   if (err instanceof Error) return new TtrpcError(Code.Unknown, err.message);
   return new TtrpcError(Code.Unknown, String(err));
 }

@@ -80,9 +80,23 @@ export interface RuntimeFeatures {
   features?: Any;
 }
 
+/** Where a handler package's definition comes from (`handler = "module:<specifier>"`). */
+export interface HandlerModuleRef {
+  /** What the config names after `module:`: a package ("@acme/tsshim-handler-foo"), an absolute or a relative path. */
+  specifier: string;
+  /** The directory of the config file, which the specifier resolves from; absent for runtime options' ConfigBody. */
+  base?: string;
+  /** The file it resolved to, once loaded (recorded in the bundle, so `delete` and node mode load the same). */
+  path?: string;
+}
+
 /** A handler entry as configured (config file, runtime options), after defaults. */
 export interface HandlerConfig {
-  /** Handler type: which factory builds it ("runc", "gvisor", "youki", "kata", "crun", "oci"). */
+  /**
+   * Handler type: which definition builds it ("runc", "gvisor", "youki", "kata", "crun", "oci", or
+   * a handler package's own type). Before its module is loaded, a package handler's is the
+   * config's `module:<specifier>`; a handler's factory always sees its definition's type.
+   */
   type: string;
   /** Name shown in logs and errors; the runtime entry's name when known. */
   name: string;
@@ -92,6 +106,8 @@ export interface HandlerConfig {
   root?: string;
   /** Handler-specific settings (`[options]` table). */
   options: Record<string, unknown>;
+  /** Set when the handler comes from a package or file (`handler = "module:..."`). */
+  module?: HandlerModuleRef;
 }
 
 /** Process-level services the composition root gives every handler. */

@@ -1,4 +1,5 @@
 /** crun: a runc-compatible runtime in C. The worked example of docs/handlers/write-a-handler.md. */
+import { HANDLER_API_VERSION } from '../../shim-api/definition.js';
 import type { BinaryFact, HostFacts } from '../../shim-api/host-facts.js';
 import { defineOciHandler, runnable, type Check } from '../oci-cli/definition.js';
 import { crunProfile } from './profile.js';
@@ -14,6 +15,7 @@ export function crunCgroupCheck(facts: HostFacts, bin: BinaryFact): Check {
 }
 
 export const crunDefinition = defineOciHandler({
+  apiVersion: HANDLER_API_VERSION,
   type: 'crun',
   summary: 'crun, a fast runc-compatible OCI runtime in C',
   profile: crunProfile,

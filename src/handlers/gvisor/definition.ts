@@ -1,4 +1,5 @@
 /** gVisor through runsc's OCI CLI (ptrace/systrap/kvm platform, network none/sandbox/host). */
+import { HANDLER_API_VERSION } from '../../shim-api/definition.js';
 import type { HandlerConfig } from '../../shim-api/handler.js';
 import { invalidArgument } from '../../shim-api/errors.js';
 import { NESTED_KVM, type HostFacts } from '../../shim-api/host-facts.js';
@@ -65,6 +66,7 @@ function kvmState(facts: HostFacts): string {
 }
 
 export const gvisorDefinition = defineOciHandler({
+  apiVersion: HANDLER_API_VERSION,
   type: 'gvisor',
   summary: 'gVisor through runsc\'s runc-compatible CLI (application kernel sandbox)',
   profile: gvisorDefaultProfile,

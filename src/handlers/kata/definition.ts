@@ -4,7 +4,7 @@
  * the delegate serves.
  */
 import type { HandlerConfig } from '../../shim-api/handler.js';
-import { defineHandler, type HandlerDefinition } from '../../shim-api/definition.js';
+import { HANDLER_API_VERSION, defineHandler, type HandlerDefinition } from '../../shim-api/definition.js';
 import { NESTED_KVM, factOf, verdict } from '../../shim-api/host-facts.js';
 import { allOperationsExcept } from '../../shim-api/operations.js';
 
@@ -14,6 +14,7 @@ const binaryFor = (config?: HandlerConfig) =>
   (typeof config?.options.shim === 'string' && config.options.shim !== '' ? config.options.shim : undefined) ?? config?.binary ?? BINARY;
 
 export const kataDefinition: HandlerDefinition<'kata'> = defineHandler({
+  apiVersion: HANDLER_API_VERSION,
   type: 'kata',
   summary: 'Kata Containers: delegates the task API to containerd-shim-kata-v2 (a VM per pod)',
   binary: BINARY,

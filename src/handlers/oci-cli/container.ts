@@ -2,6 +2,7 @@
  * What an OCI task handler keeps per container, how it is built from a Create request,
  * and running the runtime with a console socket.
  */
+import type { SpecEditor } from './spec-dialect.js';
 import type { Logger } from 'pino';
 import type { EventPublisher } from '../../shim-api/events.js';
 import type { OciSpec } from '../../shim-api/spec.js';
@@ -33,6 +34,8 @@ export interface OciHandlerDeps {
   unmountAll: (target: string) => Promise<void>;
   /** node mode: where fds and task records outlive this worker (adopt.ts); undefined in pod mode */
   custody?: Custody;
+  /** the handler's own edit of each task's spec before `create` (defineOciHandler's editSpec) */
+  editSpec?: SpecEditor;
 }
 
 /** The driver settings a Create's runc options override (kept in node mode's task record). */

@@ -7,6 +7,7 @@ import type { CleanupResult, HandlerConfig, HandlerContext, HandlerFactory, Task
 import { OciCliDriver, readPidFile, runtimeFeatures } from './driver.js';
 import { anyOf, TYPE_URL, type Any } from '../../shim-api/pb.js';
 import type { RuntimeProfile } from './profile.js';
+import type { SpecEditor } from './spec-dialect.js';
 import { OciTaskHandler } from './task-handler.js';
 import { invalidArgument } from '../../shim-api/errors.js';
 
@@ -16,7 +17,7 @@ function timeoutOption(v: unknown): number {
   return v;
 }
 
-export function ociHandlerFactory(type: string, profileFor: (config: HandlerConfig) => RuntimeProfile): HandlerFactory {
+export function ociHandlerFactory(type: string, profileFor: (config: HandlerConfig) => RuntimeProfile, specEditor?: (config: HandlerConfig) => SpecEditor | undefined): HandlerFactory {
   const driverOverrides = (config: HandlerConfig) => ({
     ...(config.binary ? { binary: config.binary } : {}),
     ...(config.root ? { root: config.root } : {}),
@@ -28,6 +29,7 @@ export function ociHandlerFactory(type: string, profileFor: (config: HandlerConf
   return {
     type,
     create(config: HandlerConfig, ctx: HandlerContext): TaskHandler {
+      const editSpec = specEditor?.(config);
       return new OciTaskHandler({
         name: config.name,
         profile: profileFor(config),
@@ -41,6 +43,7 @@ export function ociHandlerFactory(type: string, profileFor: (config: HandlerConf
         mountAll: ctx.os.mountAll,
         unmountAll: ctx.os.unmountAll,
         ...(ctx.custody ? { custody: ctx.custody } : {}),
+        ...(editSpec ? { editSpec } : {}),
       });
     },
     async cleanup(config: HandlerConfig, bundle: string, id: string, ctx: HandlerContext): Promise<CleanupResult> {

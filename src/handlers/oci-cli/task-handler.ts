@@ -91,7 +91,8 @@ export class OciTaskHandler implements TaskHandler {
   async create(req: task.CreateTaskRequest): Promise<task.CreateTaskResponse> {
     if (this.containers.has(req.id)) throw new ShimError('AlreadyExists', `container ${req.id}: already exists`);
     const spec = await readSpec(req.bundle);
-    const adapted = await adaptSpec(this.deps.profile, req.bundle, spec);
+    const edit = this.deps.editSpec ? { id: req.id, handler: this.name, editor: this.deps.editSpec } : undefined;
+    const adapted = await adaptSpec(this.deps.profile, req.bundle, spec, edit);
     if (adapted) this.deps.log.info({ id: req.id, adapted }, `spec rewritten for ${this.deps.profile.name}`);
     const c = newContainer(req, spec, this.deps);
     const init = c.init;

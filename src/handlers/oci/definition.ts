@@ -3,6 +3,7 @@
  *   handler = "oci"; name = "myrt"; binary = "/usr/bin/myrt"
  *   [options] global_args = ["--cgroup-manager=cgroupfs"]; unsupported = ["checkpoint", "restore"]
  */
+import { HANDLER_API_VERSION } from '../../shim-api/definition.js';
 import type { HandlerConfig } from '../../shim-api/handler.js';
 import { invalidArgument } from '../../shim-api/errors.js';
 import { RUNC_OPERATIONS, isOperation } from '../../shim-api/operations.js';
@@ -29,6 +30,7 @@ export function profileFromConfig(config: HandlerConfig) {
 const crunUnsupported = RUNC_OPERATIONS.filter((op) => !crunProfile.supports.has(op));
 
 export const ociDefinition = defineOciHandler({
+  apiVersion: HANDLER_API_VERSION,
   type: 'oci',
   summary: 'any runc-compatible OCI runtime by configuration (default: crun)',
   profile: crunProfile,

@@ -1,9 +1,11 @@
 /** runc: the reference backend, and tsshim's default handler. */
+import { HANDLER_API_VERSION } from '../../shim-api/definition.js';
 import { defineOciHandler } from '../oci-cli/definition.js';
 import { cgroupSummary } from '../../shim-api/host-facts.js';
 import { runcProfile } from './profile.js';
 
 export const runcDefinition = defineOciHandler({
+  apiVersion: HANDLER_API_VERSION,
   type: 'runc',
   summary: 'runc, the reference OCI runtime (default handler)',
   profile: runcProfile,

@@ -1,8 +1,10 @@
 /** youki: runc-compatible, with the differences its profile declares. */
+import { HANDLER_API_VERSION } from '../../shim-api/definition.js';
 import { defineOciHandler } from '../oci-cli/definition.js';
 import { youkiProfile } from './profile.js';
 
 export const youkiDefinition = defineOciHandler({
+  apiVersion: HANDLER_API_VERSION,
   type: 'youki',
   summary: 'youki, a runc-compatible OCI runtime in Rust',
   profile: youkiProfile,
