@@ -371,7 +371,8 @@ export async function columnFromHandlerConfig(file: string): Promise<Column> {
     header: `${def.type} (tsshim, ${source}, ${basename(abs)})`,
     runtimeType: TSSHIM_RUNTIME,
     handler: def.type,
-    handlerToml: readFileSync(abs, 'utf8'),
+    // For the report: the settings, without the file's comments.
+    handlerToml: readFileSync(abs, 'utf8').split('\n').filter((l) => l.trim() !== '' && !l.trim().startsWith('#')).join('\n') + '\n',
     handlerConfigFile: abs,
     checkpointEngine: hints.checkpointEngine ?? 'criu',
     hostPidNamespaceJoinable: hints.hostPidNamespaceJoinable ?? true,

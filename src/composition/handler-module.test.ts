@@ -13,7 +13,7 @@ import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { pino } from 'pino';
-import { Code } from '../ttrpc/index.js';
+import { Code } from 'ttrpc-ts';
 import { ShimError, toStatus } from '../shim-api/errors.js';
 import { HANDLER_API_VERSION, definitionProblems } from '../shim-api/definition.js';
 import type { HandlerContext } from '../shim-api/handler.js';

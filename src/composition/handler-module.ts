@@ -1,5 +1,5 @@
 /**
- * Handler packages (ADR 0022): `handler = "module:<specifier>"` in a handler config names a module
+ * Handler packages (ADR 0023): `handler = "module:<specifier>"` in a handler config names a module
  * whose default export is a HandlerDefinition written with `tsshim/handler`. Here it is found,
  * loaded (lazily: at the first Create that needs it, or when doctor / the kit asks) and checked the
  * way built-in definitions are (shape, type name, API version: definitionProblems), plus what only

@@ -1,6 +1,6 @@
 /**
  * `tsshim/handler`: the public API for writing a tsshim handler, in this repository or in a
- * package of its own (docs/handlers/sdk.md is its reference; ADR 0022). Handler API version:
+ * package of its own (docs/handlers/sdk.md is its reference; ADR 0023). Handler API version:
  * HANDLER_API_VERSION. Everything here is a re-export of the module the built-in handlers use
  * themselves (src/shim-api/, src/handlers/oci-cli/): a built-in handler folder's definition and a
  * package's default export are the same thing.

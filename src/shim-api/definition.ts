@@ -2,7 +2,7 @@
  * HandlerDefinition: everything tsshim knows about one handler type, exported by its
  * folder (src/handlers/<name>/definition.ts) and, the same thing, by a third-party handler
  * package (the default export of a module a handler config names, `handler = "module:..."`;
- * the public entry is src/sdk/handler.ts, `tsshim/handler`; docs/handlers/sdk.md, ADR 0022).
+ * the public entry is src/sdk/handler.ts, `tsshim/handler`; docs/handlers/sdk.md, ADR 0023).
  * The composition root lists the built-in definitions in one array (src/composition/registry.ts);
  * the shim's resolver, `tsshim doctor`, `tsshim config ...` and the docs all read it.
  *

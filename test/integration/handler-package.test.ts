@@ -1,5 +1,5 @@
 /**
- * Handler packages through real containerd (ADR 0022): the example package examples/tsshim-handler-hooks,
+ * Handler packages through real containerd (ADR 0023): the example package examples/tsshim-handler-hooks,
  * built with tsc and named by package (`handler = "module:tsshim-handler-hooks"`, resolved from the
  * config file's directory like Node does), runs a container through ctr and its createRuntime and
  * poststop hooks run (their records name the container, its pid and the handler); broken modules
