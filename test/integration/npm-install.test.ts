@@ -42,7 +42,7 @@ const UNAVAILABLE =
 
 const NAMES = [
   'the tarball: built dist, both bins, ttrpc-ts bundled; no tests, no source maps',
-  'npm install -g puts containerd-shim-tsshim-v2 and tsshim on PATH (symlinks into the installed package) and the CLI runs',
+  'npm install -g puts containerd-shim-tsshim-v2 and tsshim on PATH (symlinks into the installed package), the CLI runs, a handler package beside it loads',
   'containerd runs a container through the installed shim: exit status 7, and the shim daemon is the installed one',
 ];
 
@@ -76,6 +76,8 @@ if (UNAVAILABLE) {
       'dist/bundle/containerd-shim-tsshim-v2',
       'dist/bundle/main.js',
       'dist/src/cli/tsshim.js',
+      'dist/bundle/handler.js', // tsshim/handler (ADR 0023)
+      'dist/src/sdk/handler.d.ts',
       'node_modules/ttrpc-ts/package.json',
       'node_modules/ttrpc-ts/dist/src/index.js',
     ]) {
@@ -86,7 +88,7 @@ if (UNAVAILABLE) {
     assert.equal([...files].filter((f) => /^(dist\/(test|conformance|bench|demo)|test|src|packages)\//.test(f)), [], 'test/dev trees in the tarball');
   });
 
-  t(NAMES[1]!, async ({ prefix }) => {
+  t(NAMES[1]!, async ({ prefix, tmp }) => {
     const pkg = path.join(prefix, 'lib/node_modules/tsshim');
     for (const b of ['containerd-shim-tsshim-v2', 'tsshim']) {
       const link = path.join(prefix, 'bin', b);
@@ -102,6 +104,23 @@ if (UNAVAILABLE) {
     const rc = await runCommand('tsshim', ['config', 'runtimeclass', '--handlers', 'runc'], { env });
     assert.is(rc.exitCode, 0, rc.stderr);
     assert.match(rc.stdout, /kind: RuntimeClass/);
+    // A handler package installed beside it (ADR 0023): found in the global node_modules tsshim lives in,
+    // its `import 'tsshim/handler'` gets the installed bundle's.
+    const probe = path.join(prefix, 'lib/node_modules/tsshim-handler-probe');
+    fs.mkdirSync(probe, { recursive: true });
+    fs.writeFileSync(path.join(probe, 'package.json'), JSON.stringify({ name: 'tsshim-handler-probe', type: 'module', exports: './index.js' }));
+    fs.writeFileSync(
+      path.join(probe, 'index.js'),
+      "import { defineOciHandler, defineProfile } from 'tsshim/handler';\n" +
+        "export default defineOciHandler({ apiVersion: 1, type: 'probe', summary: 'probe', profile: defineProfile({ name: 'runc', binary: 'runc', defaultRoot: '/run/containerd/runc' }), config: { description: 'probe', options: '' } });\n",
+    );
+    const cfg = path.join(tmp, 'probe.toml'); // outside the prefix: only the global lookup finds the package
+    fs.writeFileSync(cfg, 'handler = "module:tsshim-handler-probe"\n');
+    const doctor = await runCommand('tsshim', ['doctor', '--json', '--handler-config', cfg], { env: { ...env, TSSHIM_CONFIG: '/nonexistent/tsshim-test/config.toml' } });
+    assert.is(doctor.exitCode, 0, doctor.stderr);
+    const row = (JSON.parse(doctor.stdout) as { handlers: Array<{ type: string; usable: boolean; reason: string; module?: { path: string } }> }).handlers.find((h) => h.type === 'probe');
+    assert.ok(row?.usable, JSON.stringify(row));
+    assert.is(row!.module!.path, path.join(probe, 'index.js'));
   });
 
   t(NAMES[2]!, async (ctx) => {
