@@ -22,7 +22,7 @@ export {
   type HandlerDefinitionSpec,
   type PodOverhead,
 } from '../shim-api/definition.js';
-export type { CleanupResult, HandlerConfig, HandlerContext, HandlerFactory, OsServices, TaskHandler } from '../shim-api/handler.js';
+export type { CleanupResult, HandlerConfig, HandlerContext, HandlerFactory, HandlerModuleRef, OsServices, TaskHandler } from '../shim-api/handler.js';
 export type { EventPublisher } from '../shim-api/events.js';
 export type { OciSpec } from '../shim-api/spec.js';
 
