@@ -2,6 +2,7 @@
  * Builds a HandlerFactory for a runc-compatible backend from a profile: the whole
  * of what a runc/gvisor/youki/oci handler folder needs besides its profile.
  */
+import fsp from 'node:fs/promises';
 import path from 'node:path';
 import type { CleanupResult, HandlerConfig, HandlerContext, HandlerFactory, TaskHandler } from '../../shim-api/handler.js';
 import { OciCliDriver, readPidFile, runtimeFeatures } from './driver.js';
@@ -10,6 +11,8 @@ import type { RuntimeProfile } from './profile.js';
 import type { SpecEditor } from './spec-dialect.js';
 import { OciTaskHandler } from './task-handler.js';
 import { invalidArgument } from '../../shim-api/errors.js';
+import { readSpec } from '../../shim-api/spec.js';
+import { removeCgroupDirs } from './cgroups/remove.js';
 
 /** `[options] timeout_ms`: the bound on each backend command but `wait` (a hung backend ends as DeadlineExceeded); 0 = none. */
 function timeoutOption(v: unknown): number {
@@ -53,6 +56,7 @@ export function ociHandlerFactory(type: string, profileFor: (config: HandlerConf
       );
       await driver.delete(id, { force: true }).catch((err: Error) => ctx.log.warn({ id, err: err.message }, 'runtime delete failed'));
       await ctx.os.unmountAll(path.join(bundle, 'rootfs'));
+      await forgetUnfinishedCreate(driver.root, id, bundle, ctx);
       const pid = await readPidFile(path.join(bundle, 'init.pid')).catch(() => 0);
       // runc-v2 answers 137: the task is gone, killed as far as anyone can tell.
       return { pid, exitStatus: 137 };
@@ -73,4 +77,29 @@ export function ociHandlerFactory(type: string, profileFor: (config: HandlerConf
       }
     },
   };
+}
+
+/**
+ * A runtime killed mid-create (its shim or node worker died, or a timeout) leaves what `delete
+ * --force` cannot find: a state directory without state.json, and the container's cgroup. Both
+ * are removed here, after `delete --force`: the directory only without a state file (runc removes
+ * it itself; youki and crun do not), the cgroup only as an empty leaf (rmdir).
+ */
+async function forgetUnfinishedCreate(root: string, id: string, bundle: string, ctx: HandlerContext): Promise<void> {
+  const dir = path.join(root, id);
+  try {
+    await fsp.access(path.join(dir, 'state.json'));
+    return; // the runtime's own state: never ours to remove
+  } catch {
+    /* no state file */
+  }
+  try {
+    await fsp.rm(dir, { recursive: true });
+    ctx.log.info({ id, dir }, 'removed the state directory of a create the runtime did not finish');
+  } catch {
+    /* none */
+  }
+  const cgroupsPath = await readSpec(bundle).then((s) => s.linux?.cgroupsPath, () => undefined);
+  const cg = await removeCgroupDirs(cgroupsPath).catch(() => ({ removed: [] as string[] }));
+  if (cg.removed.length > 0) ctx.log.info({ id, cgroups: cg.removed.length }, 'removed the cgroup of a create the runtime did not finish');
 }

@@ -7,7 +7,7 @@
  * are answered Unavailable (their effect, if any, is in the task's record).
  */
 import net from 'node:net';
-import { Code, FrameDecoder, MESSAGE_TYPE, encodeFrame, DEFAULT_MAX_MESSAGE_SIZE, decodeRequest, encodeResponse, type Frame } from 'ttrpc-ts';
+import { Code, FrameDecoder, MESSAGE_TYPE, encodeFrame, DEFAULT_MAX_MESSAGE_SIZE, HEADER_LENGTH, decodeRequest, encodeResponse, type Frame } from 'ttrpc-ts';
 import { socketPair, closeFd } from '../../sys/libc.js';
 
 /** Methods a new worker may serve again: asking twice changes nothing. */
@@ -159,6 +159,20 @@ export class ProxyConn {
     let n = 0;
     for (const p of this.pending.values()) if (!REPLAYABLE.has(p.method)) n++;
     return n;
+  }
+
+  /** The Create requests in flight now (raw request payloads): a worker's death leaves them to be cleaned up. */
+  pendingCreates(): Uint8Array[] {
+    const out: Uint8Array[] = [];
+    for (const p of this.pending.values()) {
+      if (p.method !== 'Create') continue;
+      try {
+        out.push(decodeRequest(p.frame.subarray(HEADER_LENGTH)).payload);
+      } catch {
+        /* a malformed request created nothing */
+      }
+    }
+    return out;
   }
 
   /** Keys ("<conn>:<stream>") of the requests in flight that a worker's death would answer Unavailable. */

@@ -34,6 +34,8 @@ import { EventForwarder } from '../event-forwarder.js';
 
 /** Exits kept for a worker that has not acknowledged them, at most (oldest dropped, logged). */
 export const MAX_UNACKED_EXITS = 65_536;
+/** Interrupted Creates kept for the next worker to clean up after, at most. */
+const MAX_INTERRUPTED = 1024;
 const RESTART_DELAYS_MS = [0, 100, 250, 500, 1000, 2000, 5000];
 
 export interface SupervisorDeps {
@@ -101,6 +103,10 @@ export class Supervisor {
   private readonly records = new Map<string, TaskRecord>();
   private readonly unacked = new Map<number, Unacked>();
   private readonly forwarders = new Map<string, EventForwarder>();
+  /** Creates a dead worker left unanswered (namespace, raw request): the next worker cleans up after them. */
+  private interrupted: Array<{ ns: string; payload: string }> = [];
+  /** The dead worker's backend commands being ended: a new worker cleans up only after. */
+  private ending: Promise<void> = Promise.resolve();
   private exitSeq = 0;
   private readonly startedAt = new Date();
   private closing = false;
@@ -282,7 +288,12 @@ export class Supervisor {
     w.channel.close();
     for (const [, resolve] of this.statusWaiters) resolve(undefined);
     this.statusWaiters.clear();
-    void this.endCommands(w).then(() => {
+    for (const c of this.conns.values()) {
+      for (const payload of c.pendingCreates()) {
+        if (this.interrupted.length < MAX_INTERRUPTED) this.interrupted.push({ ns: c.namespace, payload: Buffer.from(payload).toString('base64') });
+      }
+    }
+    this.ending = this.endCommands(w).then(() => {
       for (const c of this.conns.values()) c.workerDied();
     });
     if (this.closing) return;
@@ -402,8 +413,19 @@ export class Supervisor {
     return f;
   }
 
-  /** A new worker said hello: namespaces, then every task to adopt (fds first), then `adopt-done`. */
+  /**
+   * A new worker said hello: namespaces, then every task to adopt (fds first), the Creates the last
+   * worker left unanswered (it runs the backend's cleanup for them: a killed `runc create` leaves
+   * state and a cgroup that containerd's Delete, answered NotFound, never reaches), then
+   * `adopt-done`; all once the dead worker's commands are gone.
+   */
   private handOver(w: Worker): void {
+    void this.ending.then(() => {
+      if (this.worker === w) this.sendHandOver(w);
+    });
+  }
+
+  private sendHandOver(w: Worker): void {
     for (const s of this.ready) w.channel.send({ t: 'namespace', ns: s.namespace });
     for (const r of this.records.values()) {
       const prefix = `${r.namespace}/${r.id}/`;
@@ -414,6 +436,7 @@ export class Supervisor {
       }
       w.channel.send({ t: 'adopt', ns: r.namespace, id: r.id, bundle: r.bundle, handler: r.handler, record: r.record as Message, keys });
     }
+    for (const c of this.interrupted) w.channel.send({ t: 'interrupted', ns: c.ns, method: 'Create', payload: c.payload });
     w.channel.send({ t: 'adopt-done' });
   }
 
@@ -421,6 +444,7 @@ export class Supervisor {
   private workerReady(w: Worker, m: Message): void {
     if (this.worker !== w) return;
     w.ready = true;
+    this.interrupted = []; // cleaned up (or logged) by this worker
     const failed = Array.isArray(m.failed) ? (m.failed as string[]) : [];
     if (failed.length) this.deps.log.error({ failed }, 'node daemon: the worker could not adopt these tasks');
     // Exits first: a request on a connection must find the exits of the gap already delivered

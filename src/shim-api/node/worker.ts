@@ -16,6 +16,9 @@ import type { Custody } from '../custody.js';
 import type { OsServices } from '../handler.js';
 import { TaskService } from '../task-service.js';
 import { encodeForward, type EventPublisher } from '../events.js';
+import { task } from '../pb.js';
+import { isIdentifier } from '../identifiers.js';
+import path from 'node:path';
 import { namespaceSocket, type NodeStatus } from '../bootstrap/node.js';
 import { Channel, type Message } from './channel.js';
 
@@ -48,6 +51,7 @@ export class Worker {
   private readonly spaces = new Map<string, Space>();
   private readonly exits = new EventEmitter<{ exit: [ExitEvent] }>();
   private readonly adoptions: PendingAdoption[] = [];
+  private readonly interrupted: Array<{ ns: string; payload: Uint8Array }> = [];
 
   /** msgFd/fdSock: the channel's sockets as inherited (fds 3 and 4); moved to close-on-exec copies. */
   constructor(
@@ -96,6 +100,9 @@ export class Worker {
         this.adoptions.push({ ns: String(m.ns), id: String(m.id), bundle: String(m.bundle), record: m.record, fds });
         break;
       }
+      case 'interrupted':
+        if (m.method === 'Create') this.interrupted.push({ ns: String(m.ns), payload: Buffer.from(String(m.payload), 'base64') });
+        break;
       case 'adopt-done':
         void this.adoptAll();
         break;
@@ -161,6 +168,21 @@ export class Worker {
       } catch (err) {
         failed.push(`${a.ns}/${a.id}: ${(err as Error).message}`);
         for (const fd of a.fds.values()) closeFd(fd);
+      }
+    }
+    // Creates the last worker did not finish: the backend's cleanup, as the `delete` subcommand
+    // runs it for a dead shim (containerd's Delete of them finds no task here and stops there).
+    for (const c of this.interrupted.splice(0)) {
+      let id = '';
+      try {
+        const req = task.CreateTaskRequest.decode(c.payload);
+        id = req.id;
+        if (!isIdentifier(id) || !path.isAbsolute(req.bundle)) continue;
+        if (this.spaces.get(c.ns)?.service.tasks().some((t) => t.id === id)) continue; // adopted: it was created
+        await this.space(c.ns).composed.resolver.cleanup(req.bundle, id);
+        this.deps.log.info({ namespace: c.ns, id }, 'node worker: cleaned up after a Create the last worker did not finish');
+      } catch (err) {
+        failed.push(`${c.ns}/${id}: cleanup after an interrupted Create: ${(err as Error).message}`);
       }
     }
     this.channel.send({ t: 'adopted', failed });
