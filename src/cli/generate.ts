@@ -36,7 +36,47 @@ export interface ContainerdConfigOptions {
   entries: readonly HandlerDefinition[];
   /** Directory holding the per-handler TOML files (default /etc/tsshim). */
   configDir: string;
+  /**
+   * `runtime_path`: the shim binary by absolute path instead of by PATH lookup (containerd 1.6+;
+   * `tsshim install` sets it to the shim it installed).
+   */
+  runtimePath?: string;
 }
+
+/** One CRI runtime entry: its name (the RuntimeClass handler) and its TOML table. */
+export interface RuntimeEntry {
+  name: string;
+  summary: string;
+  table: {
+    runtime_type: string;
+    runtime_path?: string;
+    sandboxer?: string;
+    pod_annotations?: string[];
+    privileged_without_host_devices?: boolean;
+    options: { ConfigPath: string };
+  };
+}
+
+/** The runtime entries, as data: what `config containerd` prints and `install` writes into its drop-in. */
+export function runtimeEntries(o: ContainerdConfigOptions): RuntimeEntry[] {
+  return o.entries.map((e) => ({
+    name: e.runtimeEntry,
+    summary: e.summary,
+    table: {
+      runtime_type: RUNTIME_TYPE,
+      ...(o.runtimePath ? { runtime_path: o.runtimePath } : {}),
+      ...(o.version === '2' ? { sandboxer: 'podsandbox' } : {}),
+      ...(e.podAnnotations.length ? { pod_annotations: [...e.podAnnotations] } : {}),
+      ...(e.privilegedWithoutHostDevices ? { privileged_without_host_devices: true } : {}),
+      options: { ConfigPath: handlerConfigPath(e, o.configDir) },
+    },
+  }));
+}
+
+const COMMENTS: Record<string, string> = {
+  sandboxer: '   # tsshim serves the task API; the pause container runs through it',
+  privileged_without_host_devices: '   # privileged pods get no host devices inside the VM',
+};
 
 /** TOML for containerd's CRI plugin: one runtime entry per handler. */
 export function containerdConfig(o: ContainerdConfigOptions): string {
@@ -58,13 +98,15 @@ export function containerdConfig(o: ContainerdConfigOptions): string {
     `# [${prefix}.runc]`,
     '#   runtime_type = "io.containerd.runc.v2"',
   ];
-  for (const e of o.entries) {
-    const table = `${prefix}.${e.runtimeEntry}`;
-    lines.push('', `# ${e.runtimeEntry}: ${e.summary}`, `[${table}]`, `  runtime_type = ${q(RUNTIME_TYPE)}`);
-    if (o.version === '2') lines.push('  sandboxer = "podsandbox"   # tsshim serves the task API; the pause container runs through it');
-    if (e.podAnnotations.length) lines.push(`  pod_annotations = [${e.podAnnotations.map(q).join(', ')}]`);
-    if (e.privilegedWithoutHostDevices) lines.push('  privileged_without_host_devices = true   # privileged pods get no host devices inside the VM');
-    lines.push(`  [${table}.options]`, `    ConfigPath = ${q(handlerConfigPath(e, o.configDir))}`);
+  for (const { name, summary, table: t } of runtimeEntries(o)) {
+    const table = `${prefix}.${name}`;
+    lines.push('', `# ${name}: ${summary}`, `[${table}]`);
+    for (const [k, v] of Object.entries(t)) {
+      if (k === 'options') continue;
+      const value = Array.isArray(v) ? `[${v.map((x) => q(String(x))).join(', ')}]` : typeof v === 'string' ? q(v) : String(v);
+      lines.push(`  ${k} = ${value}${COMMENTS[k] ?? ''}`);
+    }
+    lines.push(`  [${table}.options]`, `    ConfigPath = ${q(t.options.ConfigPath)}`);
   }
   return lines.join('\n') + '\n';
 }

@@ -6,6 +6,8 @@
  *   tsshim config handlers --out DIR [--handlers a,b] [--force]
  *   tsshim config runtimeclass [--handlers a,b]
  *   tsshim node status|reload [--json] [--address ADDR]
+ *   tsshim install --host-root DIR [--containerd-config PATH] [--restart-cmd CMD] [--handlers a,b] ...
+ *   tsshim uninstall --host-root DIR [--restart-cmd CMD] [--force]
  *
  * Everything comes from the one handler list (src/composition/registry.ts): plain
  * definitions whose task code loads lazily, and no inversify container, so start-up stays light.
@@ -53,6 +55,19 @@ const USAGE = `usage:
   tsshim node reload [--json] [--address ADDR]
       Replace the node daemon's worker with one running the tsshim installed now (an upgrade):
       containers, containerd's connections and stdio stay with the supervisor.
+  tsshim install --host-root DIR [--containerd-config PATH] [--restart-cmd CMD] [--handlers LIST]
+                 [--containerd-version 1.6|1.7|2] [--drop-in PATH] [--node copy|host] [--force] [--prefix-paths]
+      Install tsshim into the host whose / is at DIR (a DaemonSet's hostPath mount): the package and
+      its Node under /opt/tsshim, containerd-shim-tsshim-v2 and tsshim in /usr/local/bin, handler configs
+      in /etc/tsshim (an operator's own file is kept unless --force), a containerd drop-in
+      (/etc/containerd/conf.d/tsshim.toml) and that file in the config's imports: the only edit of
+      PATH (default /etc/containerd/config.toml). Every change is recorded, originals backed up,
+      under DIR/var/lib/tsshim/install. containerd has no config reload: CMD (run with sh -c, e.g.
+      "systemctl restart containerd") restarts it when its config changed. --prefix-paths: the
+      host's containerd sees DIR at DIR (tests), not at /. Idempotent.
+  tsshim uninstall --host-root DIR [--restart-cmd CMD] [--force]
+      Put back every file install changed, byte for byte, and remove what it created. Refuses
+      while processes run from the installed release (drain the node's tsshim pods; --force).
   tsshim --version
 
 LIST is comma-separated handler types or entry names (${registry.map((e) => e.type).join(', ')}; e.g. tsshim-gvisor for gvisor).
@@ -303,6 +318,49 @@ async function config(args: string[]): Promise<number> {
   }
 }
 
+// ---------------------------------------------------------------- install
+
+async function installCommand(cmd: 'install' | 'uninstall', args: string[]): Promise<number> {
+  const { install, uninstall, InstallError } = await import('./install/install.js');
+  const out = (line: string) => process.stdout.write(`tsshim ${cmd}: ${line}\n`);
+  const common = { 'host-root': { type: 'string' }, 'restart-cmd': { type: 'string' }, force: { type: 'boolean' } } as const;
+  try {
+    if (cmd === 'uninstall') {
+      const { values } = parse(args, common);
+      if (!values['host-root']) throw new UsageError('uninstall needs --host-root DIR');
+      return uninstall({ hostRoot: values['host-root'] as string, restartCmd: values['restart-cmd'] as string | undefined, force: values.force === true, out });
+    }
+    const { values } = parse(args, {
+      ...common,
+      'containerd-config': { type: 'string' },
+      'containerd-version': { type: 'string' },
+      handlers: { type: 'string' },
+      'drop-in': { type: 'string' },
+      node: { type: 'string' },
+      'prefix-paths': { type: 'boolean' },
+    });
+    if (!values['host-root']) throw new UsageError('install needs --host-root DIR (/ for this machine)');
+    const node = (values.node as string | undefined) ?? 'copy';
+    if (node !== 'copy' && node !== 'host') throw new UsageError(`--node must be copy or host, got "${node}"`);
+    return install({
+      hostRoot: values['host-root'] as string,
+      containerdConfig: values['containerd-config'] as string | undefined,
+      restartCmd: values['restart-cmd'] as string | undefined,
+      handlers: selectHandlers(values.handlers as string | undefined),
+      containerdVersion: values['containerd-version'] as string | undefined,
+      dropIn: values['drop-in'] as string | undefined,
+      prefixPaths: values['prefix-paths'] === true,
+      node,
+      force: values.force === true,
+      out,
+    });
+  } catch (err) {
+    if (err instanceof UsageError) throw err;
+    process.stderr.write(`tsshim ${cmd}: ${(err as Error).message}${err instanceof InstallError ? '' : `\n${(err as Error).stack ?? ''}`}\n`);
+    return 1;
+  }
+}
+
 export async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
   try {
@@ -319,6 +377,9 @@ export async function main(argv: string[]): Promise<number> {
         if (positionals.length !== 1) throw new UsageError('new-handler needs one NAME, e.g. tsshim new-handler audit');
         return await newHandler({ name: positionals[0]!, dir: values.dir as string | undefined, tsshimDep: values['tsshim-dep'] as string | undefined });
       }
+      case 'install':
+      case 'uninstall':
+        return await installCommand(cmd, rest);
       case 'node': {
         const [what, ...more] = rest;
         if (what !== 'status' && what !== 'reload') throw new UsageError(what ? `unknown node command "${what}"` : 'node needs a command: status or reload');

@@ -91,13 +91,18 @@ export class Instance implements PrivateContainerd {
     readonly binaries: ContainerdBinaries,
     /** Directories put before everything else on containerd's PATH (e.g. an installed tsshim's bin). */
     private readonly pathFirst: readonly string[] = [],
+    /**
+     * An instance whose config lives elsewhere (the installer test's scratch host root): its config
+     * file and sockets, containerd's PATH, and whether stop() keeps `dir` (default: removes it).
+     */
+    private readonly layout: { configFile?: string; address?: string; ttrpcAddress?: string; root?: string; state?: string; path?: string; keepDir?: boolean } = {},
   ) {
-    this.root = join(dir, 'root');
-    this.state = join(dir, 'state');
-    this.address = join(dir, 'c.sock');
-    this.ttrpcAddress = this.address + '.ttrpc';
+    this.root = layout.root ?? join(dir, 'root');
+    this.state = layout.state ?? join(dir, 'state');
+    this.address = layout.address ?? join(dir, 'c.sock');
+    this.ttrpcAddress = layout.ttrpcAddress ?? this.address + '.ttrpc';
     this.logFile = join(dir, 'containerd.log');
-    this.configFile = join(dir, 'config.toml');
+    this.configFile = layout.configFile ?? join(dir, 'config.toml');
     installSafetyNet();
     live.add(this);
   }
@@ -108,6 +113,7 @@ export class Instance implements PrivateContainerd {
 
   /** containerd's PATH: pathFirst, <repo>/bin (tsshim), the binaries' dir (its runc-v2 shim), then ours and the standard dirs. */
   private pathEnv(): string {
+    if (this.layout.path !== undefined) return this.layout.path;
     const dirs = [...this.pathFirst, join(REPO_ROOT, 'bin'), ...(this.binaries.dir ? [this.binaries.dir] : []), ...(process.env.PATH ?? '').split(':').filter(Boolean)];
     for (const d of STANDARD_PATH.split(':')) if (!dirs.includes(d)) dirs.push(d);
     return [...new Set(dirs)].join(':');
@@ -246,7 +252,7 @@ export class Instance implements PrivateContainerd {
       copyFileSync(this.logFile, join(keep, `${this.dir.split('/').pop()}.log`));
     }
     try {
-      rmSync(this.dir, { recursive: true, force: true, maxRetries: 3 });
+      if (!this.layout.keepDir) rmSync(this.dir, { recursive: true, force: true, maxRetries: 3 });
     } catch (e) {
       problems.push(`rm -rf ${this.dir}: ${(e as Error).message}`);
     }
