@@ -250,6 +250,24 @@ test('docs/handlers/<type>.md quote the generated config file, containerd entry 
   }
 });
 
+test('install / uninstall: usage errors are clear; uninstall of a root with nothing installed is a no-op', () => {
+  const a = tsshim(['install']);
+  assert.is(a.code, 2);
+  assert.match(a.stderr, 'install needs --host-root DIR');
+  const b = tsshim(['install', '--host-root', tmp, '--node', 'static']);
+  assert.is(b.code, 2);
+  assert.match(b.stderr, '--node must be copy or host');
+  const c = tsshim(['install', '--host-root', 'relative/dir', '--containerd-version', '2']);
+  assert.is(c.code, 1);
+  assert.match(c.stderr, '--host-root must be an absolute path');
+  const d = tsshim(['install', '--host-root', tmp, '--handlers', 'nope']);
+  assert.is(d.code, 2);
+  assert.match(d.stderr, 'unknown handler "nope"');
+  const u = tsshim(['uninstall', '--host-root', tmp]);
+  assert.is(u.code, 0, u.stderr);
+  assert.match(u.stdout, `nothing installed under ${tmp}`);
+});
+
 test.after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
 test.run();

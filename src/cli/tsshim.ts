@@ -356,7 +356,8 @@ async function installCommand(cmd: 'install' | 'uninstall', args: string[]): Pro
     });
   } catch (err) {
     if (err instanceof UsageError) throw err;
-    process.stderr.write(`tsshim ${cmd}: ${(err as Error).message}${err instanceof InstallError ? '' : `\n${(err as Error).stack ?? ''}`}\n`);
+    // the installer's errors say what to do; the stack only when asked (TSSHIM_DEBUG=1)
+    process.stderr.write(`tsshim ${cmd}: ${(err as Error).message}${process.env.TSSHIM_DEBUG === '1' && !(err instanceof InstallError) ? `\n${(err as Error).stack ?? ''}` : ''}\n`);
     return 1;
   }
 }

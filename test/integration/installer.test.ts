@@ -420,4 +420,20 @@ quick('[containerd 1.6] an operator\'s edit of the main config after install sur
   }
 });
 
+quick('a failed install undoes itself: a Node that does not run in the host root (chroot: no libraries there) leaves it as it was', () => {
+  const { W, R } = scratch('rb');
+  try {
+    operatorFile(R, MAIN, 'version = 2\n');
+    const before = snapshot(R);
+    const r = tsshim(['install', '--host-root', R, '--containerd-version', '1.6']); // the host's view: chroot into R
+    assert.is(r.code, 1, r.out + r.err);
+    assert.match(r.out, 'install failed: the Node binary copied from');
+    assert.match(r.out, 'undoing what this install did');
+    assert.match(r.err, 'nothing was installed');
+    assert.equal(diffSnapshots(before, snapshot(R)), []);
+  } finally {
+    fs.rmSync(W, { recursive: true, force: true });
+  }
+});
+
 quick.run();
