@@ -264,7 +264,7 @@ for (const v of ['1.6', '2'] as const) {
     // containerd's PATH: the host root's /usr/local/bin first (where install put the shim), that
     // version's runc-v2 shim, the standard directories; not the repository's bin/.
     const PATH = [path.join(R, '/usr/local/bin'), bin.binDir, '/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin', '/sbin', '/bin'].join(':');
-    ctx.cd = new Instance(W, 'tsshim-test', binariesFor(v), {
+    ctx.cd = new Instance(W, 'tsshim-test', binariesFor(v), [], {
       configFile: path.join(R, MAIN),
       address: path.join(R, '/run/containerd/containerd.sock'),
       root: path.join(R, '/var/lib/containerd'),

@@ -1,10 +1,11 @@
 /**
  * The files tsshim needs at run time, copied out of the package it runs from (a git checkout
- * after `npm run build`, the installer image's /opt/tsshim, or an npm install): package.json,
- * bin/, dist/src (the CLI; no tests), dist/bundle (the shim) and the production dependency
- * closure of node_modules (dependencies + optionalDependencies, resolved as Node resolves them;
- * workspace links are followed). Used by `tsshim install` (a release under /opt/tsshim/releases)
- * and by deploy/build-image.sh (the image's /opt/tsshim): one list, one copier.
+ * after `npm run build`, the installer image's /opt/tsshim, or an npm install): what `npm pack`
+ * puts in the tarball (package.json `files`: bin/, dist/bundle/, dist/src/ without tests and maps,
+ * ...) plus the production dependency closure of node_modules (dependencies and
+ * optionalDependencies, resolved as Node resolves them; workspace links followed). Used by
+ * `tsshim install` (a release under /opt/tsshim/releases) and by deploy/build-image.sh (the
+ * image's /opt/tsshim): one list (package.json's), one copier.
  *
  *   node dist/src/cli/install/package-tree.js --out DIR   # what build-image.sh runs
  */
@@ -61,35 +62,76 @@ export function productionClosure(root: string = PACKAGE_ROOT): string[] {
   return [...seen.values()].sort();
 }
 
-const NOT_RUN = /(\.d\.[cm]?ts|\.[cm]?ts|\.map|\.md|\.markdown|\.cc|\.hh|\.h|\.S|\.asm|\.inc|\.def)$/;
+/** Not needed to run, in an installed dependency: declarations, TypeScript sources, source maps, docs, native sources, tests. */
+const NOT_RUN = /(\.d\.[cm]?ts|\.[cm]?ts|\.map|\.md|\.markdown|\.cc|\.hh|\.h|\.S|\.asm|\.inc|\.def|\.test\.js)$/;
 
-/** The files to copy, as paths relative to root (links under node_modules followed). */
-export function packageFiles(root: string = PACKAGE_ROOT): string[] {
+/** An npm `files` glob as a RegExp over '/'-separated relative paths (`**`, `*`, `?`, `{a,b}`). */
+function npmGlob(pattern: string): RegExp {
+  const p = pattern.replace(/^\.\//, '').replace(/\/+$/, '');
+  const lit = (x: string) => x.replace(/[.+^$()|[\]\\]/g, '\\$&');
+  let re = '';
+  for (let i = 0; i < p.length; i++) {
+    const c = p[i]!;
+    if (c === '*' && p[i + 1] === '*') {
+      const slash = p[i + 2] === '/';
+      re += slash ? '(?:.*/)?' : '.*';
+      i += slash ? 2 : 1;
+    } else if (c === '*') re += '[^/]*';
+    else if (c === '?') re += '[^/]';
+    else if (c === '{' && p.indexOf('}', i) > i) {
+      const close = p.indexOf('}', i);
+      re += `(?:${p.slice(i + 1, close).split(',').map((x) => lit(x).replace(/\*/g, '[^/]*')).join('|')})`;
+      i = close;
+    } else re += lit(c);
+  }
+  return new RegExp(`^${re}$`);
+}
+
+/**
+ * What `npm pack` would put in a package's tarball, from its package.json `files` (a path is in
+ * when a pattern matches it or a directory above it, and no `!` pattern does), plus package.json,
+ * README and LICENSE; without `files`, everything. Nested node_modules are left out (the
+ * dependency closure brings what is needed).
+ */
+function npmFiles(root: string, dir: string, skip: (rel: string) => boolean = () => false): string[] {
+  const pkg = readPackageJson(path.join(root, dir)) as PackageJson & { files?: string[] };
+  const include = (pkg.files ?? []).filter((f) => !f.startsWith('!')).map(npmGlob);
+  const exclude = (pkg.files ?? []).filter((f) => f.startsWith('!')).map((f) => npmGlob(f.slice(1)));
+  const withParents = (rel: string) => rel.split('/').map((_, i, parts) => parts.slice(0, i + 1).join('/'));
+  const picked = (rel: string) => {
+    if (/^(package\.json|(readme|license|licence)(\..*)?)$/i.test(rel)) return true;
+    if (!pkg.files) return true;
+    const chain = withParents(rel);
+    return chain.some((c) => include.some((r) => r.test(c))) && !chain.some((c) => exclude.some((r) => r.test(c)));
+  };
   const out: string[] = [];
-  const walk = (rel: string, skip: (rel: string, isDir: boolean) => boolean) => {
-    const abs = path.join(root, rel);
-    for (const ent of fs.readdirSync(abs, { withFileTypes: true })) {
-      const r = path.join(rel, ent.name);
-      const st = fs.statSync(path.join(root, r)); // follows links (workspace packages)
-      if (skip(r, st.isDirectory())) continue;
-      if (st.isDirectory()) walk(r, skip);
-      else if (st.isFile()) out.push(r);
+  const walk = (rel: string) => {
+    for (const ent of fs.readdirSync(path.join(root, dir, rel), { withFileTypes: true })) {
+      const r = rel ? `${rel}/${ent.name}` : ent.name;
+      const st = fs.statSync(path.join(root, dir, r)); // follows links (workspace packages)
+      if (st.isDirectory()) {
+        if (ent.name !== 'node_modules' && ent.name !== '.git') walk(r);
+      } else if (st.isFile() && picked(r) && !skip(r)) out.push(dir ? `${dir}/${r}` : r);
     }
   };
-  for (const f of ['package.json', 'bin/containerd-shim-tsshim-v2', 'bin/tsshim']) {
-    if (!fs.existsSync(path.join(root, f))) throw new Error(`${path.join(root, f)} is missing: not a tsshim package`);
-    out.push(f);
-  }
-  for (const d of ['dist/src', 'dist/bundle']) {
-    if (!fs.existsSync(path.join(root, d))) throw new Error(`${path.join(root, d)} is missing: run npm run build first`);
-    walk(d, (r, isDir) => !isDir && /\.test\.js(\.map)?$/.test(r));
+  walk('');
+  return out;
+}
+
+/**
+ * The files to copy, as paths relative to root: the package's own (its `files`, as npm packs it)
+ * and its production dependency closure (a workspace link: that package's `files`; an installed
+ * package: what it holds but what running never reads, NOT_RUN).
+ */
+export function packageFiles(root: string = PACKAGE_ROOT): string[] {
+  const out = npmFiles(root, '');
+  for (const f of ['package.json', 'bin/containerd-shim-tsshim-v2', 'bin/tsshim', 'dist/bundle/main.js', 'dist/src/cli/tsshim.js']) {
+    if (!out.includes(f)) throw new Error(`${path.join(root, f)} is missing${f.startsWith('dist/') ? ': run npm run build first' : ': not a tsshim package'}`);
   }
   for (const dir of productionClosure(root)) {
     const rel = path.relative(root, dir);
-    // Not needed to run: a package's node_modules/.bin (links to other packages' scripts), type
-    // declarations, TypeScript sources, source maps, docs, native sources (prebuilt binaries are
-    // kept). Half of the files: an install writes ~1,900 instead of ~3,900.
-    walk(rel, (r, isDir) => (isDir ? path.basename(r) === '.bin' : NOT_RUN.test(r)));
+    const workspace = fs.lstatSync(dir).isSymbolicLink();
+    out.push(...npmFiles(root, rel, workspace ? undefined : (r) => NOT_RUN.test(r)));
   }
   return [...new Set(out)].sort();
 }
