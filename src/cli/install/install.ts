@@ -300,6 +300,16 @@ function doInstall(o: InstallOptions, host: HostRoot, inst: Installer, reinstall
     if (r === 'created' || r === 'updated') written.push(p);
   }
   if (written.length) out(`wrote ${written.join(', ')}`);
+  // handlers an earlier install wrote and this one no longer names (--handlers): their files go, unless edited since
+  const wanted = new Set(o.handlers.map((e) => `${CONFIG_DIR}/${e.configFile}`));
+  for (const e of [...ledger.manifest.entries]) {
+    if (e.kind !== 'file' || path.dirname(e.path) !== CONFIG_DIR || wanted.has(e.path) || e.backup) continue;
+    const cur = readIfFile(host.at(e.path));
+    if (cur && sha256(cur) !== e.sha256) continue;
+    fs.rmSync(host.at(e.path), { force: true });
+    ledger.forget(e.path);
+    out(`removed ${e.path} (its handler is no longer installed)`);
+  }
 
   // 3. the drop-in, then the one edit of the main config
   const runtimePath = host.seen(`${CURRENT}/bin/${SHIM_BINARY}`);
