@@ -53,7 +53,7 @@ async function main(argv: string[]): Promise<number> {
       const { createLogger } = await import('./log.js');
       const { compose } = await import('./composition/root.js');
       const { runDelete } = await import('./shim-api/bootstrap/delete.js');
-      const log = createLogger({ level: flags.debug ? 'debug' : 'warn', base: { id: flags.id, namespace: flags.namespace, cmd: 'delete' } });
+      const log = createLogger({ level: flags.debug ? 'debug' : 'warn', base: { runtime: RUNTIME_TYPE, id: flags.id, namespace: flags.namespace, pid: process.pid, cmd: 'delete' } });
       const { resolver } = compose({ namespace: flags.namespace, log, containerdAddress: flags.address, publishBinary: flags.publishBinary, debug: flags.debug });
       const bytes = await runDelete(flags, resolver);
       process.stdout.write(bytes);
@@ -77,14 +77,20 @@ async function main(argv: string[]): Promise<number> {
 }
 
 /** Serve the task API until Shutdown (daemon mode). */
-async function runDaemon(flags: ShimFlags, listen?: (server: Server) => Promise<boolean>): Promise<void> {
+async function runDaemon(flags: ShimFlags, listen?: (server: Server) => Promise<boolean>, containerdPid?: number): Promise<void> {
   const { createLogger } = await import('./log.js');
   const { compose } = await import('./composition/root.js');
   const { serve } = await import('./shim-api/bootstrap/daemon.js');
   const { reaper } = await import('./sys/reaper.js');
   const { peerCredentials } = await import('./sys/libc.js');
-  const log = createLogger({ level: flags.debug || process.env.TSSHIM_DEBUG === '1' ? 'debug' : 'info', base: { runtime: RUNTIME_TYPE, namespace: flags.namespace } });
+  const obs = await import('./composition/observe.js');
+  const setup = await obs.observeSetup(containerdPid);
+  const log = createLogger({ level: flags.debug || process.env.TSSHIM_DEBUG === '1' ? 'debug' : 'info', base: { runtime: RUNTIME_TYPE, namespace: flags.namespace, pid: process.pid }, format: setup.logFormat });
   keepServingOnErrors(log, 'shim');
+  if (setup.problem) log.warn({ err: setup.problem }, 'default config unreadable: metrics and tracing off, log format logfmt');
+  obs.startTracing(setup.config, log, { 'service.version': version(), 'tsshim.mode': 'pod' });
+  obs.recordBuildInfo(version(), 'pod', 'shim');
+  let endpoint: { close(): Promise<void> } | undefined;
   const { resolver, publisher } = compose({
     namespace: flags.namespace,
     log,
@@ -105,6 +111,15 @@ async function runDaemon(flags: ShimFlags, listen?: (server: Server) => Promise<
       return () => reaper.stop();
     },
     authorize: peerAuthorizer(peerCredentials),
+    // Pod mode's endpoint (ADR 0022): one socket per pod shim, named after the shim's own socket.
+    onServing: async () => {
+      const dir = setup.config.metricsPodDir;
+      if (dir && flags.socket) endpoint = await obs.startMetricsEndpoint(`unix://${obs.podMetricsSocket(dir, flags.socket)}`, log);
+    },
+    beforeExit: async () => {
+      await endpoint?.close();
+      await obs.flushTracing(2000);
+    },
   });
 }
 
@@ -114,10 +129,15 @@ async function runNodeWorker(flags: ShimFlags): Promise<void> {
   const { compose } = await import('./composition/root.js');
   const { reaper } = await import('./sys/reaper.js');
   const { Worker } = await import('./shim-api/node/worker.js');
-  const log = createLogger({ level: flags.debug || process.env.TSSHIM_DEBUG === '1' ? 'debug' : 'info', base: { runtime: RUNTIME_TYPE, mode: 'node', role: 'worker' } });
+  const obs = await import('./composition/observe.js');
+  const setup = await obs.observeSetup(undefined); // the supervisor resolved containerd's format (TSSHIM_LOG_FORMAT)
+  const log = createLogger({ level: flags.debug || process.env.TSSHIM_DEBUG === '1' ? 'debug' : 'info', base: { runtime: RUNTIME_TYPE, mode: 'node', role: 'worker', pid: process.pid }, format: setup.logFormat });
   keepServingOnErrors(log, 'worker');
+  if (setup.problem) log.warn({ err: setup.problem }, 'default config unreadable: tracing off');
+  obs.startTracing(setup.config, log, { 'service.version': version(), 'tsshim.mode': 'node' });
+  obs.recordBuildInfo(version(), 'node', 'worker');
   // Ended by its supervisor (reload) or an operator: leave every container as it is.
-  process.on('SIGTERM', () => process.exit(0));
+  process.on('SIGTERM', () => void obs.flushTracing(1000).finally(() => process.exit(0)));
   const worker = new Worker(
     {
       log,
@@ -201,8 +221,12 @@ async function startNodeMode(flags: ShimFlags, answer: (text: string, done: bool
   const { createLogger } = await import('./log.js');
   const { reaper } = await import('./sys/reaper.js');
   const { Supervisor } = await import('./shim-api/node/supervisor.js');
-  const log = createLogger({ level: flags.debug || process.env.TSSHIM_DEBUG === '1' ? 'debug' : 'info', base: { runtime: RUNTIME_TYPE, mode: 'node', role: 'supervisor' } });
+  const obs = await import('./composition/observe.js');
+  const setup = await obs.observeSetup(containerdPid);
+  process.env.TSSHIM_LOG_FORMAT = setup.logFormat; // for the workers (they do not know containerd's pid)
+  const log = createLogger({ level: flags.debug || process.env.TSSHIM_DEBUG === '1' ? 'debug' : 'info', base: { runtime: RUNTIME_TYPE, mode: 'node', role: 'supervisor', pid: process.pid }, format: setup.logFormat });
   keepServingOnErrors(log, 'supervisor');
+  if (setup.problem) log.warn({ err: setup.problem }, 'default config unreadable: metrics off');
   // The only child subreaper: container processes re-parent here, whichever worker started them.
   reaper.start();
   const script = process.argv[1]!;
@@ -228,11 +252,15 @@ async function startNodeMode(flags: ShimFlags, answer: (text: string, done: bool
   supervisor.startWorker();
   fs.writeFileSync(path.join(bundle, 'address'), address);
   answer(address, true);
+  // One endpoint per node daemon (ADR 0022): held here, so it outlives workers; the worker's data.
+  const metricsAddress = setup.config.metricsAddress;
+  const endpoint = metricsAddress ? await obs.startMetricsEndpoint(metricsAddress, log, () => supervisor.metricsText()) : undefined;
   let exiting = false;
   const exit = async (reason: string) => {
     if (exiting) return;
     exiting = true;
     log.info({ reason }, 'node daemon exiting');
+    await endpoint?.close();
     await supervisor.close();
     reaper.stop();
     process.exit(0);
@@ -290,7 +318,7 @@ async function startAsDaemon(flags: ShimFlags): Promise<number> {
       boot.writeAddressFile(plan);
       answer(plan.address, true);
       return state === 'listening';
-    });
+    }, containerdPid);
     return -1; // keep running
   } catch (err) {
     answer(`${SHIM}: start: ${err instanceof Error ? err.message : String(err)}\n`, false);

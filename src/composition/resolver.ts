@@ -30,6 +30,7 @@ export async function selectConfig(sel: Pick<HandlerSelection, 'options' | 'anno
       mode: 'pod',
       debug: false,
       annotationAllowlist: [],
+      observe: { logFormat: 'auto' },
       source: 'runc options',
     };
   }

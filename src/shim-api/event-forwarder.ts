@@ -16,6 +16,7 @@
  */
 import type { Logger } from 'pino';
 import { Client } from 'ttrpc-ts';
+import { eventMetrics as metrics } from '../observe/shim-metrics.js';
 
 export interface PublisherOptions {
   /** Keep retrying an event until this long after its first attempt (default 30 s). */
@@ -76,15 +77,18 @@ export class EventForwarder {
   /** Queue an encoded ForwardRequest of task `task`; delivery is asynchronous, ordered per task. */
   queue(topic: string, task: string, payload: Uint8Array): void {
     if (this.closed) {
+      metrics.eventDrops.inc({ topic, reason: 'closed' });
       this.log.error({ topic, task }, 'event dropped: publisher closed');
       return;
     }
     if (this.buffered >= this.opts.maxBuffered) {
+      metrics.eventDrops.inc({ topic, reason: 'buffer_full' });
       this.log.error({ topic, task, buffered: this.buffered }, `event dropped: ${this.buffered} events already wait for containerd (limit ${this.opts.maxBuffered})`);
       return;
     }
     const item: Queued = { topic, payload, task, attempts: 0, firstAttempt: 0 };
     this.buffered++;
+    metrics.eventQueue.inc();
     const lane = this.lanes.get(task);
     if (lane) { lane.push(item); return; }
     this.lanes.set(task, [item]);
@@ -127,6 +131,7 @@ export class EventForwarder {
         item.attempts++;
         try {
           await this.forward(item);
+          metrics.eventsPublished.inc({ topic: item.topic });
           if (item.attempts > 1) this.log.info({ topic: item.topic, task, attempts: item.attempts, afterMs: Date.now() - item.firstAttempt }, 'event forwarded after retries');
           else this.log.debug({ topic: item.topic, task }, 'event forwarded');
           break;
@@ -134,18 +139,21 @@ export class EventForwarder {
           const elapsed = Date.now() - item.firstAttempt;
           if (this.abandoned) return;
           if (elapsed + backoff > this.opts.retryWindowMs) {
+            metrics.eventDrops.inc({ topic: item.topic, reason: 'retry_window' });
             this.log.error({ topic: item.topic, task, attempts: item.attempts, elapsedMs: elapsed, err: String(err) },
               `event dropped: ${item.topic} of task ${JSON.stringify(task)} not accepted by containerd after ${item.attempts} attempts in ${elapsed} ms`);
             break;
           }
           if (item.attempts === 1) this.log.warn({ topic: item.topic, task, err: String(err) }, 'event forward failed, retrying');
           else this.log.debug({ topic: item.topic, task, attempt: item.attempts, err: String(err) }, 'event forward failed, retrying');
+          metrics.eventRetries.inc({ topic: item.topic });
           await sleep(backoff);
           backoff = Math.min(backoff * 2, this.opts.maxBackoffMs);
         }
       }
       lane.shift();
       this.buffered--;
+      metrics.eventQueue.inc(undefined, -1);
     }
     this.lanes.delete(task);
     if (this.lanes.size === 0) for (const fn of this.idle.splice(0)) fn();
@@ -166,6 +174,7 @@ export class EventForwarder {
       this.abandoned = true;
       for (const [task, lane] of this.lanes) {
         for (const item of lane) {
+          metrics.eventDrops.inc({ topic: item.topic, reason: 'shutdown' });
           this.log.error({ topic: item.topic, task, attempts: item.attempts },
             `event dropped: ${item.topic} of task ${JSON.stringify(task)} still undelivered when the shim shut down`);
         }

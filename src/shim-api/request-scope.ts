@@ -11,6 +11,8 @@ export interface RequestScope {
   readonly signal: AbortSignal;
   /** Absolute deadline (ms since epoch), when the caller sent a timeout. */
   readonly deadline?: number;
+  /** The request's span when traced (ADR 0022): backend commands run under it are its children. */
+  readonly span?: import('../observe/tracing.js').Span;
 }
 
 const als = new AsyncLocalStorage<RequestScope>();

@@ -13,6 +13,10 @@ import { readSpecAnnotations } from './spec.js';
 import { TaskLocks } from './lifecycle.js';
 import { writeDeletedMarker } from './bootstrap/deleted-marker.js';
 import { runInRequest } from './request-scope.js';
+import { Code, codeName } from 'ttrpc-ts';
+import { Status } from './pb.js';
+import { addTaskSource, metrics } from '../observe/shim-metrics.js';
+import { SpanKind, parseTraceparent, tracer, type Span } from '../observe/tracing.js';
 
 export const TASK_SERVICE = 'containerd.task.v2.Task';
 
@@ -52,8 +56,27 @@ export class TaskService {
   /** One FIFO lock per container id (ADR 0011). */
   private readonly locks = new TaskLocks();
   private shuttingDown = false;
+  private readonly dropTaskSource: () => void;
 
-  constructor(private readonly opts: TaskServiceOptions) {}
+  constructor(private readonly opts: TaskServiceOptions) {
+    this.dropTaskSource = addTaskSource(() => this.taskStates());
+  }
+
+  /** Each task's handler and its init's state, for the tsshim_tasks gauge (ADR 0022). */
+  private async taskStates(): Promise<Array<{ handler: string; state: string }>> {
+    return Promise.all(
+      [...this.owners].map(async ([id, h]) => {
+        let state = 'unknown';
+        try {
+          const r = await h.state({ id, execId: '' });
+          state = (Status[r.status] ?? 'unknown').toLowerCase();
+        } catch {
+          /* unknown */
+        }
+        return { handler: h.name, state };
+      }),
+    );
+  }
 
   get containerCount(): number {
     return this.owners.size;
@@ -133,26 +156,37 @@ export class TaskService {
     server.register(TASK_SERVICE, handlers);
   }
 
-  /** Decode, call, encode; errors become ttrpc statuses (toStatus) here only. */
+  /**
+   * Decode, call, encode; errors become ttrpc statuses (toStatus) here only. Each answer is
+   * counted by method and code with its latency, and is one span (child of containerd's, when
+   * its request carried a W3C trace context: ADR 0022).
+   */
   private unary(name: string, requestType: Codec, responseType: Codec, impl: (req: unknown) => Promise<unknown>): UnaryHandler {
     return async (payload, ctx) => {
-      let req: Req;
-      try {
-        req = requestType.decode(payload) as Req;
-      } catch (err) {
-        throw toStatus(new Error(`${name}: cannot decode request: ${(err as Error).message}`));
-      }
       const started = process.hrtime.bigint();
+      const span = startRpcSpan(ctx, name);
+      let req: Req = {};
       try {
+        try {
+          req = requestType.decode(payload) as Req;
+        } catch (err) {
+          throw toStatus(new Error(`${name}: cannot decode request: ${(err as Error).message}`));
+        }
+        if (span) {
+          span.setAttribute('tsshim.task.id', req.id).setAttribute('tsshim.exec.id', req.execId);
+          span.setAttribute('tsshim.handler', req.id ? this.owners.get(req.id)?.name : undefined);
+        }
         // The caller's signal and deadline, for handlers that forward the call (request-scope.ts).
-        const res = await runInRequest(ctx, () => impl(req));
+        const res = await runInRequest({ signal: ctx.signal, deadline: ctx.deadline, span }, () => impl(req));
         this.opts.log.debug({ method: name, id: req.id, execId: req.execId || undefined, ms: msSince(started) }, 'request');
+        answered(name, Code.OK, started, span);
         if (res === undefined) return undefined;
         const codec = responseType as unknown as LooseCodec;
         return codec.encode(codec.fromPartial(res)).finish();
       } catch (err) {
         const status = toStatus(err);
         this.opts.log.info({ method: name, id: req.id, execId: req.execId || undefined, code: status.code, err: status.message }, 'request failed');
+        answered(name, status.code, started, span, status.message);
         throw status;
       }
     };
@@ -227,7 +261,32 @@ export class TaskService {
   }
 
   async close(): Promise<void> {
+    this.dropTaskSource();
     await Promise.allSettled([...this.handlers].map((h) => h.close()));
+  }
+}
+
+/** Server-side codes otelttrpc marks as span errors (the rest are the caller's mistakes: status unset). */
+const SPAN_ERROR_CODES = new Set([Code.Unknown, Code.DeadlineExceeded, Code.Unimplemented, Code.Internal, Code.Unavailable, Code.DataLoss]);
+
+function startRpcSpan(ctx: { service: string; method: string; metadata: Map<string, string[]> }, method: string): Span | undefined {
+  const t = tracer();
+  if (!t) return undefined;
+  const parent = parseTraceparent(ctx.metadata.get('traceparent')?.[0], ctx.metadata.get('tracestate')?.[0]);
+  const span = t.startSpan(`${TASK_SERVICE}/${method}`, SpanKind.SERVER, parent);
+  span?.setAttribute('rpc.system', 'ttrpc').setAttribute('rpc.service', TASK_SERVICE).setAttribute('rpc.method', method);
+  span?.setAttribute('containerd.namespace', ctx.metadata.get('containerd-namespace')?.[0]);
+  return span;
+}
+
+function answered(method: string, code: Code, started: bigint, span: Span | undefined, message?: string): void {
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  metrics.rpcs.inc({ method, code: codeName(code) });
+  metrics.rpcSeconds.observe({ method }, seconds);
+  if (span) {
+    span.setAttribute('rpc.ttrpc.status_code', code);
+    if (SPAN_ERROR_CODES.has(code)) span.fail(message ?? codeName(code));
+    span.finish();
   }
 }
 

@@ -466,6 +466,7 @@ export class OciCliDriver {
     if (inv.input !== undefined) opts.input = inv.input;
     if (this.timeoutMs > 0 && !inv.noTimeout) opts.timeoutMs = this.timeoutMs;
     const args = [...this.globalArgs(), ...inv.args];
+    if (inv.args[0]) opts.command = inv.args[0];
     const started = Date.now();
     let r: RunResult;
     try {

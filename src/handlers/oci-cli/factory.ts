@@ -13,6 +13,7 @@ import { OciTaskHandler } from './task-handler.js';
 import { invalidArgument } from '../../shim-api/errors.js';
 import { readSpec } from '../../shim-api/spec.js';
 import { removeCgroupDirs } from './cgroups/remove.js';
+import { observedRunner } from './runner.js';
 
 /** `[options] timeout_ms`: the bound on each backend command but `wait` (a hung backend ends as DeadlineExceeded); 0 = none. */
 function timeoutOption(v: unknown): number {
@@ -40,7 +41,7 @@ export function ociHandlerFactory(type: string, profileFor: (config: HandlerConf
         namespace: ctx.namespace,
         publisher: ctx.publisher,
         log: ctx.log.child({ handler: config.name }),
-        run: ctx.os.run,
+        run: observedRunner(ctx.os.run, config.name),
         exits: ctx.os.exits,
         spawn: ctx.os.spawn,
         mountAll: ctx.os.mountAll,

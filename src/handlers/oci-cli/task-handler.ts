@@ -6,6 +6,7 @@
  * undone when it fails; the task service runs one operation per task at a time
  * (docs/adr/0011-authoritative-lifecycle.md). Exits: exits.ts; events: task-events.ts.
  */
+import { metrics } from '../../observe/shim-metrics.js';
 import type { TaskHandler } from '../../shim-api/handler.js';
 import type { Adoption } from '../../shim-api/custody.js';
 import { ShimError, failedPrecondition, invalidArgument, notFound, unimplemented } from '../../shim-api/errors.js';
@@ -82,6 +83,7 @@ export class OciTaskHandler implements TaskHandler {
   private watchCgroup(c: Container): void {
     watchCgroup(c, () => {
       this.deps.log.info({ container: c.id }, 'OOM kill in container cgroup');
+      metrics.ooms.inc({ handler: this.name });
       this.events.oom(c.id);
     });
   }

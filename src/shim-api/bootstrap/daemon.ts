@@ -25,6 +25,10 @@ export interface DaemonDeps {
    * this socket, exit without serving. Default: the inherited listening socket on fd 3.
    */
   listen?: (server: Server) => Promise<boolean>;
+  /** Runs once serving (after containerd got its answer): e.g. the metrics endpoint. */
+  onServing?: () => Promise<void>;
+  /** Runs before the process exits (bounded by the caller): e.g. close the endpoint, flush spans. */
+  beforeExit?: () => Promise<void>;
 }
 
 export async function serve(flags: ShimFlags, deps: DaemonDeps): Promise<void> {
@@ -46,6 +50,7 @@ export async function serve(flags: ShimFlags, deps: DaemonDeps): Promise<void> {
     await server.close().catch(() => undefined);
     await service.close();
     await deps.publisher.close(5000);
+    await deps.beforeExit?.().catch(() => undefined);
     stopReaping();
     process.exit(code);
   };
@@ -66,4 +71,5 @@ export async function serve(flags: ShimFlags, deps: DaemonDeps): Promise<void> {
   process.on('SIGTERM', () => void exit('SIGTERM'));
   process.on('SIGINT', () => void exit('SIGINT'));
   log.info({ id: flags.id, pid: process.pid, socket: flags.socket, version: deps.version }, 'shim serving');
+  await deps.onServing?.().catch((err: unknown) => log.warn({ err: String(err) }, 'after-start step failed'));
 }

@@ -31,6 +31,32 @@ import { CONTROL_SERVICE, namespaceSocket, type NodePaths, type NodeStatus } fro
 import { Channel, type Message } from './channel.js';
 import { ProxyConn } from './proxy.js';
 import { EventForwarder } from '../event-forwarder.js';
+import { Registry } from '../../observe/metrics.js';
+import { eventRegistry } from '../../observe/shim-metrics.js';
+
+/** How long a scrape waits for the worker's metrics before answering with the supervisor's alone. */
+export const WORKER_METRICS_TIMEOUT_MS = 3000;
+
+/**
+ * What the supervisor adds to the worker's metrics (ADR 0022): it outlives workers, so it counts
+ * their restarts and what a dead worker's requests became, and it answers scrapes while no worker runs.
+ */
+function supervisorMetrics() {
+  const r = new Registry();
+  return {
+    registry: r,
+    up: r.gauge('tsshim_node_worker_up', '1 while a worker serves (adopted its tasks), else 0 (restarting: the worker metrics are missing from this scrape).'),
+    workerStart: r.gauge('tsshim_node_worker_start_time_seconds', 'Start time of the current worker (its counters start from zero then).'),
+    restarts: r.counter('tsshim_node_worker_restarts_total', 'Workers that exited and were replaced (crash, kill, reload).'),
+    replayed: r.counter('tsshim_node_requests_replayed_total', 'Requests in flight when a worker died that went to the next worker (idempotent ones).'),
+    unavailable: r.counter('tsshim_node_requests_unavailable_total', 'Requests in flight when a worker died, answered Unavailable by the supervisor.'),
+    connections: r.gauge('tsshim_node_connections', 'containerd connections the supervisor holds.'),
+    exitsWaiting: r.gauge('tsshim_node_exits_unacknowledged', 'Container exits reaped and not yet acknowledged by a worker.'),
+    rebinds: r.gauge('tsshim_node_socket_rebinds', 'Times a namespace socket file was removed by another program and bound again.', ['namespace']),
+    scrapeFailures: r.counter('tsshim_node_worker_scrape_failures_total', 'Scrapes the worker did not answer in time (or no worker ran).'),
+    start: r.gauge('tsshim_node_supervisor_start_time_seconds', 'Start time of the supervisor.'),
+  };
+}
 
 /** Exits kept for a worker that has not acknowledged them, at most (oldest dropped, logged). */
 export const MAX_UNACKED_EXITS = 65_536;
@@ -113,6 +139,8 @@ export class Supervisor {
   private watcher?: FSWatcher;
   private statusWaiters = new Map<number, (tasks: NodeStatus['tasks'] | undefined) => void>();
   private statusSeq = 0;
+  private readonly metricWaiters = new Map<number, (text: string | undefined) => void>();
+  private readonly metrics = supervisorMetrics();
 
   constructor(private readonly deps: SupervisorDeps) {
     this.control = new Server({ authorize: deps.authorize, onError: (err, where) => deps.log.warn({ err: String(err), where }, 'control: ttrpc error') });
@@ -128,6 +156,35 @@ export class Supervisor {
       Reload: async () => enc(await this.reload()),
     });
     deps.exits.on('exit', (e) => this.onExit(e));
+    this.metrics.start.set(undefined, Math.round(this.startedAt.getTime() / 1000));
+    this.metrics.registry.onCollect(() => {
+      this.metrics.up.set(undefined, this.worker?.ready ? 1 : 0);
+      this.metrics.connections.set(undefined, this.conns.size);
+      this.metrics.exitsWaiting.set(undefined, this.unacked.size);
+      for (const sp of this.ready) this.metrics.rebinds.set({ namespace: sp.namespace }, sp.rebinds);
+    });
+  }
+
+  /**
+   * The node daemon's exposition: the worker's metrics (tasks, RPCs, backend commands, spans),
+   * then the supervisor's event delivery (it forwards the workers' events) and its own. With no worker ready (restarting) or none answering in
+   * time, the supervisor's alone, tsshim_node_worker_up 0 telling why.
+   */
+  async metricsText(): Promise<string> {
+    const w = this.worker;
+    let worker: string | undefined;
+    if (w?.ready) {
+      const q = ++this.statusSeq;
+      worker = await new Promise<string | undefined>((resolve) => {
+        this.metricWaiters.set(q, resolve);
+        w.channel.send({ t: 'metrics', q });
+        setTimeout(() => {
+          if (this.metricWaiters.delete(q)) resolve(undefined);
+        }, WORKER_METRICS_TIMEOUT_MS).unref();
+      });
+    }
+    if (worker === undefined) this.metrics.scrapeFailures.inc();
+    return (worker ?? '') + (await eventRegistry.exposition()) + (await this.metrics.registry.exposition());
   }
 
   // --- sockets ---
@@ -288,16 +345,23 @@ export class Supervisor {
     w.channel.close();
     for (const [, resolve] of this.statusWaiters) resolve(undefined);
     this.statusWaiters.clear();
+    for (const [, resolve] of this.metricWaiters) resolve(undefined);
+    this.metricWaiters.clear();
     for (const c of this.conns.values()) {
       for (const payload of c.pendingCreates()) {
         if (this.interrupted.length < MAX_INTERRUPTED) this.interrupted.push({ ns: c.namespace, payload: Buffer.from(payload).toString('base64') });
       }
     }
     this.ending = this.endCommands(w).then(() => {
-      for (const c of this.conns.values()) c.workerDied();
+      for (const c of this.conns.values()) {
+        this.metrics.unavailable.inc(undefined, c.inFlightUnreplayable);
+        this.metrics.replayed.inc(undefined, c.inFlight - c.inFlightUnreplayable);
+        c.workerDied();
+      }
     });
     if (this.closing) return;
     this.restarts += 1;
+    this.metrics.restarts.inc();
     const upMs = Date.now() - w.startedAt;
     const delay = upMs > 60_000 ? 0 : RESTART_DELAYS_MS[Math.min(this.restarts - 1, RESTART_DELAYS_MS.length - 1)]!;
     this.deps.log.error({ workerPid: w.child.pid, code, signal, restarts: this.restarts, restartInMs: delay }, 'node daemon: worker exited; starting another (containers, connections and stdio are kept here)');
@@ -389,6 +453,12 @@ export class Supervisor {
         case 'event':
           this.forwarder(String(m.ns)).queue(String(m.topic), String(m.task), Buffer.from(String(m.payload), 'base64'));
           break;
+        case 'metrics-reply': {
+          const resolve = this.metricWaiters.get(Number(m.q));
+          this.metricWaiters.delete(Number(m.q));
+          resolve?.(typeof m.text === 'string' ? m.text : undefined);
+          break;
+        }
         case 'status-reply': {
           const resolve = this.statusWaiters.get(Number(m.q));
           this.statusWaiters.delete(Number(m.q));
@@ -445,6 +515,7 @@ export class Supervisor {
     if (this.worker !== w) return;
     w.ready = true;
     this.interrupted = []; // cleaned up (or logged) by this worker
+    this.metrics.workerStart.set(undefined, Math.round(w.startedAt / 1000));
     const failed = Array.isArray(m.failed) ? (m.failed as string[]) : [];
     if (failed.length) this.deps.log.error({ failed }, 'node daemon: the worker could not adopt these tasks');
     // Exits first: a request on a connection must find the exits of the gap already delivered

@@ -21,6 +21,7 @@ import { isIdentifier } from '../identifiers.js';
 import path from 'node:path';
 import { namespaceSocket, type NodeStatus } from '../bootstrap/node.js';
 import { Channel, type Message } from './channel.js';
+import { registry } from '../../observe/shim-metrics.js';
 
 export interface WorkerDeps {
   log: Logger;
@@ -122,6 +123,12 @@ export class Worker {
         break;
       case 'status':
         this.channel.send({ t: 'status-reply', q: m.q as number, tasks: this.tasks() });
+        break;
+      case 'metrics':
+        void registry.exposition().then(
+          (text) => this.channel.send({ t: 'metrics-reply', q: m.q as number, text }),
+          (err: unknown) => this.deps.log.warn({ err: String(err) }, 'node worker: metrics failed'),
+        );
         break;
       default:
         break;
