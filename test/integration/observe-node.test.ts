@@ -128,4 +128,21 @@ t('containerd logs JSON: the node daemon does too, with logrus keys (auto format
   for (const k of ['level', 'msg', 'time']) assert.ok(k in o, `${k} in containerd's JSON line`);
 });
 
+t("for contrast: runc-v2 writes logrus text into containerd's JSON log (containerd tells its shims no format)", async ({ cd, image }) => {
+  const from = readFileSync(cd.logFile).length;
+  const id = uniqueId('obs-rv2');
+  const r = await cd.ctr(['run', '-d', '--runtime', 'io.containerd.runc.v2', image, id, 'sleep', '300']);
+  assert.is(r.exitCode, 0, r.stderr);
+  await cd.ctr(['task', 'kill', '-s', 'KILL', id]);
+  await waitFor(async () => (await cd.ctr(['task', 'ls'])).stdout.includes('STOPPED'), 10_000);
+  await cd.ctr(['task', 'rm', id]);
+  await cd.ctr(['c', 'rm', id]);
+  const lines = readFileSync(cd.logFile).subarray(from).toString('utf8').split('\n');
+  // (containerd's own JSON lines quote runc-v2's `delete` stderr, text too: not runc-v2's lines)
+  const theirs = lines.filter((l) => l.includes('runtime=io.containerd.runc.v2') && !l.startsWith('{'));
+  assert.ok(theirs.length > 0, `runc-v2 logged: ${lines.slice(-10).join('\n')}`);
+  for (const l of theirs) assert.match(l, /^time="[^"]+" level=\w+ msg=/, `text, not JSON: ${l}`);
+  assert.ok(theirs.some((l) => l.includes('msg="starting signal loop"')), 'the daemon\'s own line');
+});
+
 t.run();
