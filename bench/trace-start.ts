@@ -73,7 +73,8 @@ async function main(): Promise<void> {
   const runs = Number(process.argv[process.argv.indexOf('--runs') + 1] || 3) || 3;
   const dir = mkdtempSync('/run/tsshim-trace-');
   const config = join(dir, 'node.toml');
-  writeFileSync(config, 'handler = "runc"\ndebug = true\n\n[shim]\nmode = "node"\n');
+  // JSON log lines (ADR 0023: logrus keys, RFC 3339 time), read back below for the RPC timings.
+  writeFileSync(config, 'handler = "runc"\ndebug = true\n\n[shim]\nmode = "node"\n\n[log]\nformat = "json"\n');
   // containerd passes its environment to the shims: the node-mode config, and TSSHIM_DEBUG=1 for
   // the daemon's per-RPC debug lines.
   const saved = { TSSHIM_CONFIG: process.env.TSSHIM_CONFIG, TSSHIM_DEBUG: process.env.TSSHIM_DEBUG };
@@ -122,7 +123,7 @@ async function main(): Promise<void> {
       const events = parseStrace(readFileSync(traceFile, 'utf8'), t0, pidNames);
       for (const line of readFileSync(logFile, 'utf8').slice(logBefore).split('\n')) {
         try {
-          const j = JSON.parse(line) as { time: number; msg: string; method?: string; ms?: number; topic?: string };
+          const j = logRecord(line);
           if (j.msg === 'request' && j.method && typeof j.ms === 'number') {
             events.push({ ms: j.time - j.ms - start.getTime(), pid: daemon!, what: `RPC ${j.method} begins (takes ${j.ms.toFixed(1)} ms)` });
             events.push({ ms: j.time - start.getTime(), pid: daemon!, what: `RPC ${j.method} answered` });
@@ -158,7 +159,7 @@ async function main(): Promise<void> {
     }
     for (const line of readFileSync(logFile, 'utf8').slice(logBefore).split('\n')) {
       try {
-        const j = JSON.parse(line) as { msg: string; method?: string; ms?: number };
+        const j = logRecord(line);
         if (j.msg === 'request' && j.method && typeof j.ms === 'number') rpc.set(j.method, [...(rpc.get(j.method) ?? []), j.ms]);
       } catch {
         /* not JSON */
@@ -207,3 +208,10 @@ main().catch((e) => {
   console.error(e);
   process.exit(1);
 });
+
+/** One JSON log line of the daemon, its time (RFC 3339, nanoseconds) as ms since the epoch; throws if not JSON. */
+function logRecord(line: string): { time: number; msg: string; method?: string; ms?: number; topic?: string } {
+  const j = JSON.parse(line) as { time: string | number; msg: string; method?: string; ms?: number; topic?: string };
+  const time = typeof j.time === 'number' ? j.time : Date.parse(String(j.time).replace(/(\.\d{3})\d+/, '$1'));
+  return { ...j, time };
+}
