@@ -6,7 +6,7 @@
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Client } from '../src/ttrpc/index.js';
+import { Client } from 'ttrpc-ts';
 import { SERVICE, task } from '../src/shim-api/pb.js';
 import { REPO_ROOT } from '../test/helpers/proc.js';
 

@@ -10,7 +10,7 @@ import { basename, join } from 'node:path';
 import { startContainerd, importTestImage, uniqueId, type PrivateContainerd } from '../helpers/containerd.js';
 import { waitFor } from '../helpers/proc.js';
 import { TSSHIM, RUNC_V2, bundleDir } from '../helpers/tasks.js';
-import { Client } from '../../src/ttrpc/index.js';
+import { Client } from 'ttrpc-ts';
 import { SERVICE, task } from '../../src/shim-api/pb.js';
 import { scrape, startReceiver, sumOf, type Receiver, type ReceivedSpan } from '../../src/observe/testing.js';
 
