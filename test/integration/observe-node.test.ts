@@ -72,6 +72,8 @@ t('one endpoint per node daemon: the worker\'s metrics and the supervisor\'s; a 
   assert.is(sumOf(m, 'tsshim_node_worker_restarts_total'), 0);
   assert.is(sumOf(m, 'tsshim_build_info', { mode: 'node', role: 'worker' }), 1);
   assert.ok(sumOf(m, 'tsshim_node_connections') >= 1, 'containerd connections held by the supervisor');
+  assert.ok(sumOf(m, 'tsshim_events_published_total', { topic: '/tasks/start' }) >= 1, 'events, forwarded by the supervisor, counted there');
+  assert.is((m.match(/^# TYPE tsshim_events_published_total /gm) ?? []).length, 1, 'each metric family once in the exposition');
   const before = await nodeStatus(cd);
   process.kill(before.workerPid!, 'SIGKILL');
   // The endpoint answers while no worker serves (the supervisor's own metrics), then with the new worker's.
