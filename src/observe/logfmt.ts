@@ -42,16 +42,20 @@ export function nowRfc3339(): string {
   return rfc3339NanoFixed(ms, Number(ns % 1_000_000n));
 }
 
+const QUOTE_NEEDED = /[^A-Za-z0-9\-._/@^+]/;
+/** Printable ASCII without `"` and `\`: quoted as is. */
+const PLAIN_PRINTABLE = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/;
+
 /** logrus TextFormatter.needsQuoting */
 function needsQuoting(s: string): boolean {
-  if (s.length === 0) return false;
-  return !/^[A-Za-z0-9\-._/@^+]+$/.test(s);
+  return QUOTE_NEEDED.test(s);
 }
 
 const GO_ESCAPES: Record<number, string> = { 7: '\\a', 8: '\\b', 9: '\\t', 10: '\\n', 11: '\\v', 12: '\\f', 13: '\\r', 0x22: '\\"', 0x5c: '\\\\' };
 
 /** Go's strconv.Quote (as fmt's %q): printable characters as they are, the rest escaped. */
 export function goQuote(s: string): string {
+  if (PLAIN_PRINTABLE.test(s)) return `"${s}"`;
   let out = '"';
   for (const ch of s) {
     const c = ch.codePointAt(0)!;
