@@ -1,4 +1,4 @@
-// What observability costs a pod shim (ADR 0024): the launcher's `start` (Node boot, config,
+// What observability costs a pod shim (ADR 0025): the launcher's `start` (Node boot, config,
 // logger, listen, answer) timed to its answer, and the daemon's RSS once serving, for two
 // tsshim checkouts (e.g. main before this change and now) and with [metrics]/[tracing] on.
 // Interleaved rounds, medians. No containerd: `start` in a scratch bundle with a fake address.

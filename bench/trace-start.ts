@@ -73,7 +73,7 @@ async function main(): Promise<void> {
   const runs = Number(process.argv[process.argv.indexOf('--runs') + 1] || 3) || 3;
   const dir = mkdtempSync('/run/tsshim-trace-');
   const config = join(dir, 'node.toml');
-  // JSON log lines (ADR 0024: logrus keys, RFC 3339 time), read back below for the RPC timings.
+  // JSON log lines (ADR 0025: logrus keys, RFC 3339 time), read back below for the RPC timings.
   writeFileSync(config, 'handler = "runc"\ndebug = true\n\n[shim]\nmode = "node"\n\n[log]\nformat = "json"\n');
   // containerd passes its environment to the shims: the node-mode config, and TSSHIM_DEBUG=1 for
   // the daemon's per-RPC debug lines.

@@ -1,6 +1,6 @@
 /**
  * pino into fd 2: the bundle's `log` FIFO that containerd copies into its own log (pod mode), or
- * the node daemon's log file. Lines follow containerd's own format (ADR 0024): logrus text
+ * the node daemon's log file. Lines follow containerd's own format (ADR 0025): logrus text
  * (logfmt) by default, logrus-keyed JSON when containerd logs JSON; `format: 'pino'` keeps
  * pino's native JSON (tests, tools).
  */

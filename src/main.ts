@@ -111,7 +111,7 @@ async function runDaemon(flags: ShimFlags, listen?: (server: Server) => Promise<
       return () => reaper.stop();
     },
     authorize: peerAuthorizer(peerCredentials),
-    // Pod mode's endpoint (ADR 0024): one socket per pod shim, named after the shim's own socket.
+    // Pod mode's endpoint (ADR 0025): one socket per pod shim, named after the shim's own socket.
     onServing: async () => {
       const dir = setup.config.metricsPodDir;
       if (dir && flags.socket) endpoint = await obs.startMetricsEndpoint(`unix://${obs.podMetricsSocket(dir, flags.socket)}`, log);
@@ -252,7 +252,7 @@ async function startNodeMode(flags: ShimFlags, answer: (text: string, done: bool
   supervisor.startWorker();
   fs.writeFileSync(path.join(bundle, 'address'), address);
   answer(address, true);
-  // One endpoint per node daemon (ADR 0024): held here, so it outlives workers; the worker's data.
+  // One endpoint per node daemon (ADR 0025): held here, so it outlives workers; the worker's data.
   const metricsAddress = setup.config.metricsAddress;
   const endpoint = metricsAddress ? await obs.startMetricsEndpoint(metricsAddress, log, () => supervisor.metricsText()) : undefined;
   let exiting = false;

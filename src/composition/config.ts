@@ -18,9 +18,9 @@
  *   [shim]                             # only read from the default file ($TSSHIM_CONFIG or /etc/tsshim/config.toml)
  *   mode = "pod"                       # pod: one shim process per pod (runc-v2's grouping);
  *                                      # node: one daemon per containerd serves every task (ADR 0018)
- *   [log]                              # default file only (ADR 0024)
+ *   [log]                              # default file only (ADR 0025)
  *   format = "auto"                    # auto: containerd's own ([debug] format of its config); logfmt; json
- *   [metrics]                          # default file only; off unless an address is given (ADR 0024)
+ *   [metrics]                          # default file only; off unless an address is given (ADR 0025)
  *   address = "unix:///run/tsshim/metrics.sock"   # or "127.0.0.1:9464" (loopback only): node mode's endpoint
  *   pod_dir = "/run/tsshim/metrics"    # pod mode: each pod's shim serves <pod_dir>/<its socket's name>.sock
  *   [tracing]                          # default file only; off unless an endpoint is given (or OTEL_EXPORTER_OTLP_*)
@@ -39,7 +39,7 @@ export const HANDLER_ANNOTATION = 'io.tsshim.handler';
 
 export type ShimMode = 'pod' | 'node';
 
-/** Observability settings of the default config (ADR 0024). */
+/** Observability settings of the default config (ADR 0025). */
 export interface ObserveConfig {
   /** auto: follow containerd's `[debug] format` (read from its config file) */
   logFormat: 'auto' | 'logfmt' | 'json';

@@ -1,5 +1,5 @@
 /**
- * Observability set-up of a long-lived shim process (ADR 0024): the default config's [log],
+ * Observability set-up of a long-lived shim process (ADR 0025): the default config's [log],
  * [metrics] and [tracing], containerd's log format, the tracer and the metrics endpoint.
  */
 import path from 'node:path';

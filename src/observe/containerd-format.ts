@@ -1,5 +1,5 @@
 /**
- * Which log format containerd writes (ADR 0024). containerd tells its shims nothing about it: no
+ * Which log format containerd writes (ADR 0025). containerd tells its shims nothing about it: no
  * flag, no environment variable, no bootstrap field (1.6, 1.7, 2.x; only `-debug` for the level).
  * runc-v2 writes logrus text whatever containerd's format. We can do better for `format = "auto"`:
  * containerd's own config file says it (`[debug] format`), and containerd is our parent at `start`

@@ -1,5 +1,5 @@
 /**
- * The Prometheus endpoint (ADR 0024): HTTP GET /metrics on a unix socket or a loopback port.
+ * The Prometheus endpoint (ADR 0025): HTTP GET /metrics on a unix socket or a loopback port.
  * Loaded only when `[metrics]` names an address. A failure to listen is logged, never fatal:
  * metrics must not stop a shim from serving containerd.
  */

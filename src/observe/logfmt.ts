@@ -1,5 +1,5 @@
 /**
- * The shim's log lines as containerd's shims write them (ADR 0024): logrus through
+ * The shim's log lines as containerd's shims write them (ADR 0025): logrus through
  * containerd/log, whose text format is
  *
  *   time="2024-05-01T10:00:00.123456789Z" level=info msg="shim serving" id=c1 namespace=default pid=42 runtime=io.containerd.tsshim.v2

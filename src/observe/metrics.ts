@@ -1,5 +1,5 @@
 /**
- * Prometheus metrics, hand-written (ADR 0024: prom-client cost ~40 ms of start-up per pod shim).
+ * Prometheus metrics, hand-written (ADR 0025: prom-client cost ~40 ms of start-up per pod shim).
  * Counters, gauges and histograms with labels, and the text exposition format 0.0.4
  * (https://prometheus.io/docs/instrumenting/exposition_formats/). No I/O here.
  *

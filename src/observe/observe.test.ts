@@ -1,5 +1,5 @@
 // Metrics exposition, the logrus text format, W3C trace context, the OTLP exporter against a
-// local receiver, the metrics endpoint, and the [log]/[metrics]/[tracing] config (ADR 0024).
+// local receiver, the metrics endpoint, and the [log]/[metrics]/[tracing] config (ADR 0025).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';

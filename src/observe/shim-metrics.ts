@@ -1,5 +1,5 @@
 /**
- * The shim's metrics, one set per process (ADR 0024). Always recorded (a Map update per RPC or
+ * The shim's metrics, one set per process (ADR 0025). Always recorded (a Map update per RPC or
  * backend command); exposed only when `[metrics]` is configured (endpoint.ts). Two registries:
  * `registry` (tasks, RPCs, backend commands, OOMs, spans) and `eventRegistry` (event delivery),
  * because in node mode the worker holds the first and the supervisor, which forwards the events

@@ -1,5 +1,5 @@
 /**
- * Traces (ADR 0024): W3C trace context in, spans out over OTLP/HTTP (binary protobuf, the
+ * Traces (ADR 0025): W3C trace context in, spans out over OTLP/HTTP (binary protobuf, the
  * encoding every OTLP receiver must accept and the one containerd's own exporter sends).
  * Hand-written: @opentelemetry/sdk-trace-base with the OTLP/HTTP exporter costs ~60 ms of
  * start-up per pod shim (measured in the ADR); what we need is small.

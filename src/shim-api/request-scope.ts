@@ -11,7 +11,7 @@ export interface RequestScope {
   readonly signal: AbortSignal;
   /** Absolute deadline (ms since epoch), when the caller sent a timeout. */
   readonly deadline?: number;
-  /** The request's span when traced (ADR 0024): backend commands run under it are its children. */
+  /** The request's span when traced (ADR 0025): backend commands run under it are its children. */
   readonly span?: import('../observe/tracing.js').Span;
 }
 

@@ -62,7 +62,7 @@ export class TaskService {
     this.dropTaskSource = addTaskSource(() => this.taskStates());
   }
 
-  /** Each task's handler and its init's state, for the tsshim_tasks gauge (ADR 0024). */
+  /** Each task's handler and its init's state, for the tsshim_tasks gauge (ADR 0025). */
   private async taskStates(): Promise<Array<{ handler: string; state: string }>> {
     return Promise.all(
       [...this.owners].map(async ([id, h]) => {
@@ -159,7 +159,7 @@ export class TaskService {
   /**
    * Decode, call, encode; errors become ttrpc statuses (toStatus) here only. Each answer is
    * counted by method and code with its latency, and is one span (child of containerd's, when
-   * its request carried a W3C trace context: ADR 0024).
+   * its request carried a W3C trace context: ADR 0025).
    */
   private unary(name: string, requestType: Codec, responseType: Codec, impl: (req: unknown) => Promise<unknown>): UnaryHandler {
     return async (payload, ctx) => {

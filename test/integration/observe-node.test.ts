@@ -1,4 +1,4 @@
-// Issue 13.4 (ADR 0024), node mode through a private real containerd and the real ctr: one
+// Issue 13.4 (ADR 0025), node mode through a private real containerd and the real ctr: one
 // metrics endpoint per node daemon, held by the supervisor and filled by the worker; across a
 // worker SIGKILL the endpoint stays, says the restart, and the adopted task is still counted.
 // containerd logs JSON here ([debug] format = "json"): with `[log] format = "auto"` (the

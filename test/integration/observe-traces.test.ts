@@ -1,4 +1,4 @@
-// Issue 13.4 (ADR 0024): the span tree through real containerd 2.x, which traces itself
+// Issue 13.4 (ADR 0025): the span tree through real containerd 2.x, which traces itself
 // (OTEL_EXPORTER_OTLP_ENDPOINT, its OTLP plugin) and passes the W3C trace context to its shims in
 // ttrpc metadata (github.com/containerd/otelttrpc on its shim client). containerd's spans and
 // tsshim's go to one local OTLP/HTTP receiver: each tsshim RPC span is the child of containerd's

@@ -1,4 +1,4 @@
-// Issue 13.4 (ADR 0024), pod mode through a private real containerd (TSSHIM_CONTAINERD, default
+// Issue 13.4 (ADR 0025), pod mode through a private real containerd (TSSHIM_CONTAINERD, default
 // 1.6) and the real ctr: each pod shim serves Prometheus text on <pod_dir>/<its socket>.sock
 // (tasks by handler and state, RPCs by method and code, backend command durations and a failing
 // command), exports one span per RPC with a child per backend command to a local OTLP/HTTP

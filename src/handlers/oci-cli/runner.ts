@@ -33,7 +33,7 @@ import { currentRequest } from '../../shim-api/request-scope.js';
  * `run` with each command timed and its failures counted by handler and subcommand, and, when
  * the request that runs it is traced, a child span of the request's span; the backend gets that
  * span as TRACEPARENT/TRACESTATE in its environment, as runc-v2 built with shim_tracing passes
- * it to runc (ADR 0024).
+ * it to runc (ADR 0025).
  */
 export function observedRunner(run: CommandRunner, handler: string): CommandRunner {
   return async (file, args, opts = {}) => {

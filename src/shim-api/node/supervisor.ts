@@ -38,7 +38,7 @@ import { eventRegistry } from '../../observe/shim-metrics.js';
 export const WORKER_METRICS_TIMEOUT_MS = 3000;
 
 /**
- * What the supervisor adds to the worker's metrics (ADR 0024): it outlives workers, so it counts
+ * What the supervisor adds to the worker's metrics (ADR 0025): it outlives workers, so it counts
  * their restarts and what a dead worker's requests became, and it answers scrapes while no worker runs.
  */
 function supervisorMetrics() {
