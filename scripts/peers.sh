@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the pinned peer binaries tsshim is tested against (ADR 0015) into
 # /opt/tsshim/peers/<name>/bin. Sourced by scripts/setup.sh, or run directly:
-#   bash scripts/peers.sh [name...]      (default: all; names: youki containerd-2 containerd-1.7 cri-tools gvisor)
+#   bash scripts/peers.sh [name...]      (default: all; names: youki containerd-2 containerd-1.7 cri-tools gvisor gvisor-shim-patched)
 # Each directory gets a VERSION stamp, written last: a directory whose stamp matches the pin
 # is trusted and skipped (a cached run takes well under a second); anything else is rebuilt.
 # A failing build stops with the tool's own output (the tail of its log), never a fallback.
@@ -18,6 +18,10 @@ CONTAINERD17_VERSION=v1.7.14
 CRI_TOOLS_VERSION=v1.37.0
 # gVisor's `go` branch as the Go module proxy serves it (pseudo-version = commit 160fafc42237).
 GVISOR_VERSION=v0.0.0-20260905035102-160fafc42237
+# gVisor's own shim, patched: oom_score_adj EPERM tolerated (no CAP_SYS_RESOURCE here). The one
+# relaxation is this patch, applied to a copy of the pinned module source (ADR 0017); its hash is
+# part of the stamp, so editing it rebuilds the peer.
+GVISOR_SHIM_PATCH="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/patches/gvisor-shim-oom-eperm.patch"
 
 peer_stamp() {
   case "$1" in
@@ -26,6 +30,7 @@ peer_stamp() {
     containerd-1.7) echo "containerd $CONTAINERD17_VERSION cgo=0" ;;
     cri-tools) echo "cri-tools $CRI_TOOLS_VERSION versioned" ;;
     gvisor) echo "gvisor.dev/gvisor $GVISOR_VERSION" ;;
+    gvisor-shim-patched) echo "gvisor.dev/gvisor $GVISOR_VERSION shim patched: oom_score_adj EPERM tolerated (no CAP_SYS_RESOURCE here) patch-sha256 $(sha256sum "$GVISOR_SHIM_PATCH" | cut -c1-16)" ;;
     *) echo "[peers] unknown peer $1" >&2; return 1 ;;
   esac
 }
@@ -36,6 +41,7 @@ peer_bins() {
     containerd-2 | containerd-1.7) echo containerd ctr containerd-shim-runc-v2 ;;
     cri-tools) echo crictl critest ;;
     gvisor) echo runsc containerd-shim-runsc-v1 ;;
+    gvisor-shim-patched) echo containerd-shim-runsc-v1 ;;
   esac
 }
 
@@ -93,6 +99,23 @@ build_gvisor() {
   return "$rc"
 }
 
+# gVisor's own shim with ONE relaxation (scripts/patches/gvisor-shim-oom-eperm.patch): a copy of the
+# pinned module source under $dir/src (kept, so the built source can be read), patched, and used
+# through a `replace` in a scratch module that otherwise resolves exactly the gvisor pin's
+# requirements. runsc is not built here: the patched shim drives the gvisor peer's runsc.
+build_gvisor_shim_patched() {
+  local dir=$1 s src="$1/src" moddir rc=0
+  go_env && s=$(scratch_module gvisor-shim-patched) || return
+  (cd "$s" && go get "gvisor.dev/gvisor@$GVISOR_VERSION" &&
+    moddir=$(go list -m -f "{{.Dir}}" "gvisor.dev/gvisor") && [ -n "$moddir" ] &&
+    cp -a "$moddir" "$src" && chmod -R u+w "$src" &&
+    (cd "$src" && patch -p1 --forward --fuzz=0 <"$GVISOR_SHIM_PATCH") &&
+    go mod edit -replace "gvisor.dev/gvisor=$src" &&
+    nice -n 15 go build -o "$dir/bin/containerd-shim-runsc-v1" gvisor.dev/gvisor/shim) || rc=$?
+  rm -rf "$s"
+  return "$rc"
+}
+
 build_peer() { # name
   local name=$1 dir="$PEERS_ROOT/$1" log start rc
   peer_stamp "$name" >/dev/null || return 1
@@ -114,6 +137,7 @@ build_peer() { # name
       containerd-1.7) build_containerd "$dir" github.com/containerd/containerd "$CONTAINERD17_VERSION" ;;
       cri-tools) build_cri_tools "$dir" ;;
       gvisor) build_gvisor "$dir" ;;
+      gvisor-shim-patched) build_gvisor_shim_patched "$dir" ;;
     esac >"$log" 2>&1
   } 2>"$log.time" || rc=$?
   if [ "$rc" -ne 0 ]; then
@@ -129,7 +153,7 @@ build_peer() { # name
   echo "[peers] $name: built in $(($(date +%s) - start))s ($(cat "$log.time"))"
 }
 
-PEER_NAMES=(youki containerd-2 containerd-1.7 cri-tools gvisor)
+PEER_NAMES=(youki containerd-2 containerd-1.7 cri-tools gvisor gvisor-shim-patched)
 
 if [ "${BASH_SOURCE[0]}" = "$0" ]; then
   [ $# -gt 0 ] || set -- "${PEER_NAMES[@]}"

@@ -33,8 +33,9 @@ fi
 node -e "require('koffi')" || { echo "[setup] koffi (prebuilt FFI) does not load on this host" >&2; exit 1; }
 
 # Peers built from source at pinned versions (scripts/peers.sh, ADR 0015): youki, containerd 2.x
-# and 1.7, cri-tools, gVisor's go branch. Needs Go and Rust (cargo) on PATH; cached by a VERSION
-# stamp per directory. youki (cargo) builds beside the Go chain; a failed build stops setup.
+# and 1.7, cri-tools, gVisor's go branch, and gVisor's own shim patched (oom_score_adj EPERM tolerated,
+# ADR 0017). Needs Go and Rust (cargo) on PATH; cached by a VERSION stamp per directory. youki
+# (cargo) builds beside the Go chain; a failed build stops setup.
 for tool in go cargo; do
   command -v "$tool" >/dev/null 2>&1 || { echo "[setup] $tool is required to build the pinned peers (ADR 0015)" >&2; exit 1; }
 done
@@ -44,7 +45,7 @@ peers_start=$(date +%s)
 build_peer youki &
 youki_pid=$!
 go_rc=0
-for n in containerd-2 containerd-1.7 cri-tools gvisor; do build_peer "$n" || { go_rc=$?; break; }; done
+for n in containerd-2 containerd-1.7 cri-tools gvisor gvisor-shim-patched; do build_peer "$n" || { go_rc=$?; break; }; done
 youki_rc=0
 wait "$youki_pid" || youki_rc=$?
 if [ "$go_rc" -ne 0 ] || [ "$youki_rc" -ne 0 ]; then echo "[setup] building the pinned peers failed (see above)" >&2; exit 1; fi
