@@ -83,13 +83,18 @@ export function gvisorProfileWith(o: GvisorOptions, build: RunscBuild = DEBIAN_R
         },
     killAllFlag: true,
     forceDeleteFlag: '--force',
+    // An exec's pid file names the host-side `runsc exec` helper: it forwards signals only for a
+    // terminal, and SIGKILL kills just the helper, leaving the process in the sandbox running
+    // (critest's execSync timeout). `runsc kill --pid <pid inside>`, as gVisor's own shim does.
+    execSignal: 'runtime',
     flags: {
       // No pivot_root / session keyring in the host sense: the requests are meaningless, drop them.
       'create --no-pivot': 'drop',
       'create --no-new-keyring': 'drop',
       'restore --no-pivot': 'drop',
-      // Host pid of the process inside the sandbox.
+      // The pid of an exec inside the sandbox, which signals to it go to (execSignal below).
       'exec --internal-pid-file': 'pass',
+      'kill --pid': 'pass',
       // gVisor checkpoints the whole sandbox into its own state file, not through CRIU: the CRIU
       // knobs (which ctr sets by default, e.g. file locks) have nothing to select, so they are dropped.
       'checkpoint --tcp-established': 'drop',

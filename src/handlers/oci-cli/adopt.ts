@@ -25,6 +25,8 @@ interface ProcRecord {
   stdio: StdioConfig;
   /** /proc/<pid>/stat start time when it was launched: a reused pid is not ours */
   startTime?: string;
+  /** an exec's pid inside the runtime (runsc), which signals go to (profile.execSignal) */
+  internalPid?: number;
   /** an exec added and not started yet: its OCI process spec, base64 */
   spec?: string;
 }
@@ -54,6 +56,7 @@ function procRecord(p: Proc): ProcRecord {
     ...(p.exit ? { exit: { status: p.exit.status, at: p.exit.exitedAt.toISOString() } } : {}),
     stdio: { ...p.stdio },
     ...(p.startTime ? { startTime: p.startTime } : {}),
+    ...(p.internalPid ? { internalPid: p.internalPid } : {}),
     ...(p.state === 'created' && p.spec ? { spec: Buffer.from(p.spec).toString('base64') } : {}),
   };
 }
@@ -136,7 +139,7 @@ function parse(a: Adoption): TaskRecord {
 function replay(id: string, r: ProcRecord, state: ProcessState): Proc {
   const exit = r.exit ? { status: r.exit.status, exitedAt: new Date(r.exit.at) } : undefined;
   const spec = r.spec ? new Uint8Array(Buffer.from(r.spec, 'base64')) : undefined;
-  return Proc.replayed(id, r.execId, r.stdio, spec, { pid: r.pid, ops: REPLAY[state], exit, startTime: r.startTime });
+  return Proc.replayed(id, r.execId, r.stdio, spec, { pid: r.pid, ops: REPLAY[state], exit, startTime: r.startTime, internalPid: r.internalPid });
 }
 
 export interface Rebuilt {

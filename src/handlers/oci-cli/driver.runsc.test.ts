@@ -48,6 +48,10 @@ realTest('real runsc: create, start, ps (sandbox pids), exec, pause, resume, che
   assert.ok((await readPidFile(path.join(top, 'exec.pid'))) > 1, 'host pid of the runsc exec helper');
   const inner = await readPidFile(path.join(top, 'exec.ipid'));
   assert.ok((await d.ps(ID)).includes(inner), 'internal pid is one of the sandbox pids');
+  // SIGKILL by the internal pid ends the process inside the sandbox (the helper's pid would not).
+  await d.kill(ID, 9, false, inner);
+  for (let i = 0; i < 50 && (await d.ps(ID)).includes(inner); i++) await new Promise((r) => setTimeout(r, 100));
+  assert.not.ok((await d.ps(ID)).includes(inner), 'kill --pid ended the process exec ran');
 
   await d.pause(ID);
   assert.is((await d.state(ID)).status, 'paused');

@@ -204,6 +204,18 @@ test('kill: signal number last, --all before the id; no --all without killAllFla
   await rejects(d.kill('--all', 9), 'InvalidArgument', 'invalid container id "--all"');
 });
 
+test('kill --pid: one process by the runtime pid for it (runsc); runc has no such flag', async () => {
+  const r = fake();
+  await driverFor(r, gvisorProfile).kill('c1', 9, false, 7);
+  assert.equal(r.calls(), [g(r, ...RUNSC_G, 'kill', '--pid', '7', 'c1', '9')]);
+  await rejects(driverFor(r, gvisorProfile).kill('c1', 9, false, 0), 'InvalidArgument', 'invalid pid 0');
+  const f = fake();
+  await rejects(driverFor(f, runcProfile).kill('c1', 9, false, 7), 'Unimplemented');
+  assert.equal(f.calls(), []);
+  assert.is(gvisorProfile.execSignal, 'runtime');
+  assert.is(runcProfile.execSignal, 'pid');
+});
+
 test('ps parses the JSON pid list; state normalises runc/youki/runsc shapes', async () => {
   const f = fake();
   const d = driverFor(f, runcProfile);

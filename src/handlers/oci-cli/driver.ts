@@ -276,8 +276,12 @@ export class OciCliDriver {
     return readPidFile(o.pidFile);
   }
 
-  /** `kill [--all] <id> <signal>`; without profile.killAllFlag, `all` signals the init only. */
-  async kill(id: string, signal: number, all?: boolean): Promise<void> {
+  /**
+   * `kill [--all] [--pid P] <id> <signal>`; without profile.killAllFlag, `all` signals the init
+   * only. `pid`: one process of the container by the runtime's own pid for it (runsc: the pid
+   * inside the sandbox); a flag runc does not have (profile.flags 'kill --pid').
+   */
+  async kill(id: string, signal: number, all?: boolean, pid?: number): Promise<void> {
     this.#supported('kill');
     this.#id(id);
     if (!Number.isInteger(signal) || signal < 0 || signal > 64) {
@@ -285,6 +289,10 @@ export class OciCliDriver {
     }
     const f = this.#flags('kill');
     if (all && this.profile.killAllFlag) f.bool('--all', true, true);
+    if (pid !== undefined) {
+      if (!Number.isInteger(pid) || pid <= 0) throw new ShimError('InvalidArgument', `invalid pid ${pid}`);
+      f.value('--pid', String(pid), false);
+    }
     await this.#invoke({ op: 'kill', args: ['kill', ...f.args, id, String(signal)], stdio: ['ignore', 'pipe', 'pipe'] });
   }
 

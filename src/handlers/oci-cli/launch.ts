@@ -13,6 +13,7 @@ import type { Proc } from './process.js';
 import { ProcessIO, type FdKeeper, type StdioContext } from './stdio.js';
 import { withConsole, type Container, type OciHandlerDeps } from './container.js';
 import { removeCgroupDirs } from './cgroups/remove.js';
+import { readPidFile } from './driver.js';
 
 export type LaunchDeps = Pick<OciHandlerDeps, 'profile' | 'mountAll' | 'unmountAll' | 'log'> & {
   stdio(c: Container): StdioContext;
@@ -73,9 +74,13 @@ export async function startExec(c: Container, p: Proc, deps: LaunchDeps): Promis
   const io = (p.io = await ProcessIO.open(p.stdio, deps.stdio(c), deps.keeper?.(c, p)));
   const processJsonPath = path.join(c.bundle, `.exec-${p.execId}.json`);
   const pidFile = path.join(c.bundle, `${p.execId}.pid`);
+  // Signals to this exec go through the runtime by its own pid for it (profile.execSignal).
+  const internalPidFile = c.driver.profile.execSignal === 'runtime' ? path.join(c.bundle, `${p.execId}.internal.pid`) : undefined;
   await fs.writeFile(processJsonPath, p.spec ?? new Uint8Array(), { mode: 0o600 });
   try {
-    p.pid = await withConsole(io, (consoleSocket) => c.driver.exec(c.id, { processJsonPath, pidFile, consoleSocket, stdio: io.childFds }));
+    p.pid = await withConsole(io, (consoleSocket) => c.driver.exec(c.id, { processJsonPath, pidFile, internalPidFile, consoleSocket, stdio: io.childFds }));
+    // Written before the pid file (runsc exec -d): a missing one leaves kill(2) on the pid.
+    if (internalPidFile) p.internalPid = await readPidFile(internalPidFile).catch(() => undefined);
   } catch (err) {
     await io.close(0);
     throw err;

@@ -14,6 +14,8 @@ export interface ExitInfo {
 export class Proc {
   readonly #life = new Lifecycle();
   pid = 0;
+  /** The runtime's own pid for an exec (runsc: inside the sandbox), when profile.execSignal is 'runtime'. */
+  internalPid?: number;
   exit?: ExitInfo;
   io?: ProcessIO;
   /** node mode: the pid's start time (/proc/<pid>/stat field 22), so an adopting worker can tell a reused pid */
@@ -41,11 +43,12 @@ export class Proc {
     execId: string,
     stdio: Proc['stdio'],
     spec: Uint8Array | undefined,
-    r: { pid: number; ops: readonly ProcessOp[]; exit?: ExitInfo; startTime?: string },
+    r: { pid: number; ops: readonly ProcessOp[]; exit?: ExitInfo; startTime?: string; internalPid?: number },
   ): Proc {
     const p = new Proc(containerId, execId, stdio, spec);
     p.pid = r.pid;
     p.startTime = r.startTime;
+    p.internalPid = r.internalPid;
     for (const op of r.ops) p.transition(op);
     if (r.exit) p.recordExit(r.exit);
     return p;

@@ -74,6 +74,14 @@ export interface RuntimeProfile {
    * bundle's config.json before `create` when the spec holds one of these keys.
    */
   readonly rootfsPropagationAliases: Readonly<Record<string, string>>;
+  /**
+   * How a signal reaches an exec'd process. 'pid': kill(2) on the pid from `exec --pid-file`
+   * (runc: the process itself). 'runtime': `<binary> kill --pid <pid inside> <id> <signal>`,
+   * with the pid from `exec --internal-pid-file` (runsc: the pid file names a host-side
+   * `runsc exec` helper, which forwards catchable signals but dies of SIGKILL alone, leaving the
+   * process in the sandbox running; gVisor's own shim signals execs this way).
+   */
+  readonly execSignal: 'pid' | 'runtime';
   /** Known differences, for docs and `doctor`. */
   readonly notes?: readonly string[];
 }
@@ -107,6 +115,8 @@ export interface ProfileSpec {
   shimUnsupported?: Readonly<Partial<Record<Operation, string>>>;
   /** Default none. */
   rootfsPropagationAliases?: Readonly<Record<string, string>>;
+  /** Default 'pid'. */
+  execSignal?: 'pid' | 'runtime';
   notes?: readonly string[];
 }
 
@@ -182,6 +192,7 @@ export function defineProfile(p: ProfileSpec): RuntimeProfile {
     checkpointExit: p.checkpointExit ?? 'flag',
     shimUnsupported: Object.freeze({ ...(p.shimUnsupported ?? {}) }),
     rootfsPropagationAliases: Object.freeze({ ...(p.rootfsPropagationAliases ?? {}) }),
+    execSignal: p.execSignal ?? 'pid',
     ...(p.notes !== undefined ? { notes: Object.freeze([...p.notes]) } : {}),
   };
   return Object.freeze(profile);

@@ -237,6 +237,16 @@ export class OciTaskHandler implements TaskHandler {
     }
     if (p.state === 'created') throw failedPrecondition(`process ${p.execId} not started`);
     p.transition('kill');
+    if (p.internalPid !== undefined && c.driver.profile.execSignal === 'runtime') {
+      // runsc: the pid is a host-side helper; the process inside is signalled by the runtime.
+      try {
+        await c.driver.kill(c.id, req.signal, false, p.internalPid);
+      } catch (err) {
+        if (p.exit || (err instanceof ShimError && err.kind === 'NotFound')) throw notFound(`process ${p.execId} already finished`);
+        throw err;
+      }
+      return;
+    }
     try {
       process.kill(p.pid, req.signal);
     } catch (err) {
