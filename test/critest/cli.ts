@@ -98,7 +98,7 @@ async function main(): Promise<number> {
       for (const h of handlers) {
         if (interrupted) break;
         const date = new Date().toISOString();
-        const na = h.unavailable?.();
+        const na = h.unavailable?.(version);
         if (na) {
           entries.push({ ...base, handler: h.name, label: h.label, standIn: !!h.standIn, date, notRun: na });
           log(`[critest] containerd ${version}, ${h.name}: not run: ${na}`);

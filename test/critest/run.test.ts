@@ -5,7 +5,7 @@ import * as assert from 'uvu/assert';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
-import { parseGinkgoReport, writeDocs, type RunEntry } from './run.js';
+import { parseGinkgoReport, peerVerdict, renderMarkdown, writeDocs, type RunEntry, type SpecResult } from './run.js';
 
 const spec = (leaf: string, State: string, message?: string) => ({
   ContainerHierarchyTexts: ['[k8s.io] Container Mount Readonly'],
@@ -50,6 +50,28 @@ test('writeDocs: a focused run goes to reruns, the full row stays, the differenc
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test("a tsshim-gvisor failure is gVisor's own only when runsc-v1 fails the same spec at the same assertion", () => {
+  const base = { containerd: '2' as const, containerdVersion: '2.4.2', label: 'l', standIn: false, critest: 'v1.37.0', commit: 'c1', seconds: 1, date: '2026-12-02T04:00:00Z', skipped: 0 };
+  const row = (handler: string, specs: SpecResult[]): RunEntry => ({ ...base, handler, specs, passed: specs.filter((x) => x.state === 'passed').length, failed: specs.filter((x) => x.state === 'failed').length });
+  const fail = (name: string, location: string, message = 'm'): SpecResult => ({ name, state: 'failed', location, message });
+  const pass = (name: string): SpecResult => ({ name, state: 'passed' });
+  const runc = row('runc', [pass('A'), pass('B'), pass('C')]);
+  const gv = row('tsshim-gvisor', [fail('A', 'x.go:1', 'tsshim says A'), fail('B', 'x.go:2'), fail('C', 'x.go:3')]);
+  const ref = row('runsc-v1', [fail('A', 'x.go:1', 'runsc-v1 says A'), fail('B', 'x.go:9'), pass('C')]);
+  const entries = [runc, gv, ref];
+  assert.equal(gv.specs.map((x) => peerVerdict(entries, [], gv, x)?.kind), ['same', 'differently', 'peer-passes']);
+  assert.is(peerVerdict(entries, [], runc, pass('A')), undefined, 'only a handler with a peer gets a verdict');
+  assert.equal(peerVerdict([runc, gv], [], gv, gv.specs[0]!), undefined, 'no peer row, no verdict');
+  const md = renderMarkdown(entries);
+  assert.match(md, "## Differences that are gVisor's own (same failure under gVisor's own shim)");
+  assert.match(md, "1 of 3 are gVisor's own");
+  assert.match(md, "- **A** (x.go:1): gVisor's own. tsshim-gvisor: tsshim says A; runsc-v1: runsc-v1 says A.");
+  assert.match(md, 'runsc-v1 says A');
+  assert.match(md, "**not gVisor's own**: runsc-v1 passes it");
+  assert.match(md, 'at another assertion** (x.go:9');
+  assert.match(md, "A [gVisor's own: same failure under gVisor's own shim, see below]");
 });
 
 test.run();

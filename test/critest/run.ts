@@ -8,6 +8,9 @@
 //   tsshim-gvisor  tsshim, gvisor handler (runsc, ptrace, gVisor netstack in the CNI netns)
 //   tsshim-youki   tsshim, youki handler (the peer build of youki)
 //   tsshim-kata    tsshim, kata handler with containerd-shim-runc-v2 as a STAND-IN delegate (no Kata here)
+//   runsc-v1       gVisor's own shim containerd-shim-runsc-v1 (io.containerd.runsc.v1), PATCHED: oom_score_adj
+//                  EPERM tolerated (no CAP_SYS_RESOURCE here); the same pinned runsc, platform and network as
+//                  tsshim-gvisor: the yardstick for tsshim-gvisor's differences (ADR 0017); not on containerd 1.6
 //
 // The containerd is private (test/helpers/containerd.ts: own root, state, socket under
 // /run/tsshim-test/), with CRI and real pod networking: a bridge + portmap CNI conflist on
@@ -28,11 +31,20 @@ import { CONTAINERD_VERSIONS, kataStandInDelegate, PEERS_DIR, type ContainerdVer
 import { CRI_NAMESPACE, CRI_PLUGIN_ID, RUNC_RUNTIME_TYPE, TSSHIM_RUNTIME_TYPE, criConfig, importCriImages } from '../helpers/cri.js';
 import { REPO_ROOT, runCommand } from '../helpers/proc.js';
 import { CRITEST_PAUSE_IMAGE, buildCritestImages, critestImageNames } from './images.js';
+import {
+  GVISOR_PEER_RUNSC,
+  GVISOR_PLATFORM,
+  GVISOR_SHIM_PATCHED,
+  GVISOR_SHIM_PATCHED_LABEL,
+  GVISOR_SHIM_RUNTIME,
+  gvisorShimToml,
+  patchedShimDetail,
+  patchedShimUnavailable,
+} from '../helpers/gvisor-peer.js';
 
 export const CRITEST_DIR = join(PEERS_DIR, 'cri-tools');
 export const CRITEST_BIN = join(CRITEST_DIR, 'bin', 'critest');
 const YOUKI_BIN = join(PEERS_DIR, 'youki', 'bin', 'youki');
-const RUNSC_PEER = join(PEERS_DIR, 'gvisor', 'bin', 'runsc');
 
 /** Tests skipped by name, for every handler alike: they need a registry (none is reachable here). */
 export const SKIPS: Array<{ pattern: string; reason: string }> = [
@@ -71,10 +83,51 @@ export const BACKEND_OWN: Array<{ handler: string; pattern: RegExp; owner: strin
   },
 ];
 
-/** A note for a spec that BACKEND_OWN covers. */
-function ownNote(handler: string, spec: string): string {
+/** A note for a spec that BACKEND_OWN covers, or that a peer (gVisor's own shim) fails the same way. */
+function ownNote(handler: string, spec: string, peer?: PeerVerdict): string {
   const own = BACKEND_OWN.find((o) => o.handler === handler && o.pattern.test(spec));
-  return own ? ` [${own.owner}'s own, see below]` : '';
+  if (own) return ` [${own.owner}'s own, see below]`;
+  if (!peer) return '';
+  if (peer.kind === 'same') return ` [gVisor's own: same failure under gVisor's own shim, see below]`;
+  if (peer.kind === 'differently') return ` [fails under gVisor's own shim too, but elsewhere (${peer.peer?.location ?? 'no location'}); see below]`;
+  if (peer.kind === 'peer-passes') return ` [gVisor's own shim passes it: tsshim's]`;
+  return ` [gVisor's own shim: ${peer.peer?.state ?? 'not run'}]`;
+}
+
+/**
+ * How a spec that a handler fails fares under its peer (tsshim-gvisor -> runsc-v1, gVisor's own
+ * shim) on the same containerd: `same` = the peer fails it at the same place (critest's
+ * file:line of the failed assertion), which makes it gVisor's own; `differently` = the peer
+ * fails it at another place; `peer-passes` = tsshim's to fix. The peer's full row is the
+ * evidence; a later focused re-run of the peer counts when the full row lacks the spec.
+ */
+export interface PeerVerdict {
+  kind: 'same' | 'differently' | 'peer-passes' | 'other';
+  peerHandler: string;
+  peerRun?: RunEntry;
+  peer?: SpecResult;
+}
+
+export function peerVerdict(entries: RunEntry[], reruns: RunEntry[], e: RunEntry, spec: SpecResult): PeerVerdict | undefined {
+  const peerDef = HANDLERS.find((h) => h.peerFor === e.handler);
+  if (!peerDef) return undefined;
+  const candidates = [
+    ...entries.filter((r) => r.containerd === e.containerd && r.handler === peerDef.name && !r.notRun),
+    ...reruns.filter((r) => r.containerd === e.containerd && r.handler === peerDef.name && !r.notRun).sort((a, b) => b.date.localeCompare(a.date)),
+  ];
+  for (const run of candidates) {
+    const p = run.specs.find((x) => x.name === spec.name);
+    if (!p) continue;
+    const kind = p.state === 'passed' ? 'peer-passes' : p.state !== 'failed' ? 'other' : p.location && p.location === spec.location ? 'same' : 'differently';
+    return { kind, peerHandler: peerDef.name, peerRun: run, peer: p };
+  }
+  return candidates.length ? { kind: 'other', peerHandler: peerDef.name } : undefined;
+}
+
+/** The handler as titled in the reports: its name with its tag (stand-in delegate, patched peer). */
+export function handlerTitle(e: Pick<RunEntry, 'handler' | 'standIn'>): string {
+  const tag = HANDLERS.find((h) => h.name === e.handler)?.tag;
+  return `${e.handler}${e.standIn ? ' (stand-in delegate)' : ''}${tag ? ` (${tag})` : ''}`;
 }
 
 export interface HandlerDef {
@@ -82,13 +135,19 @@ export interface HandlerDef {
   runtimeType: string;
   label: string;
   standIn?: boolean;
-  /** tsshim handler TOML (ConfigPath); none for the reference. */
+  /** Handler TOML (ConfigPath: tsshim's handler config, or containerd-shim-runsc-v1's options); none for the reference. */
   toml?: (version: ContainerdVersion) => string;
-  unavailable?: () => string | undefined;
+  /** The shim binary by absolute path (CRI runtime_path), when it is not found from the runtime type. */
+  runtimePath?: string;
+  unavailable?: (version: ContainerdVersion) => string | undefined;
+  /** The handler whose failures this one is the yardstick for (runsc-v1 -> tsshim-gvisor): "same failure under gVisor's own shim". */
+  peerFor?: string;
+  /** Shown after the handler's name in every report (what it is, when the name does not say). */
+  tag?: string;
 }
 
 function gvisorBinary(): string {
-  return existsSync(join(PEERS_DIR, 'gvisor', 'VERSION')) && existsSync(RUNSC_PEER) ? RUNSC_PEER : 'runsc';
+  return existsSync(join(PEERS_DIR, 'gvisor', 'VERSION')) && existsSync(GVISOR_PEER_RUNSC) ? GVISOR_PEER_RUNSC : 'runsc';
 }
 
 export const HANDLERS: HandlerDef[] = [
@@ -112,9 +171,21 @@ export const HANDLERS: HandlerDef[] = [
   {
     name: 'tsshim-gvisor',
     runtimeType: TSSHIM_RUNTIME_TYPE,
-    label: 'tsshim, gvisor handler (ptrace, network = sandbox)',
-    toml: () => `handler = "gvisor"\nname = "tsshim-gvisor"\nbinary = ${JSON.stringify(gvisorBinary())}\n\n[options]\nplatform = "ptrace"\nnetwork = "sandbox"\n`,
+    label: `tsshim, gvisor handler (${GVISOR_PLATFORM}, network = sandbox)`,
+    toml: () => `handler = "gvisor"\nname = "tsshim-gvisor"\nbinary = ${JSON.stringify(gvisorBinary())}\n\n[options]\nplatform = "${GVISOR_PLATFORM}"\nnetwork = "sandbox"\n`,
     unavailable: () => (gvisorBinary() === 'runsc' && !onPath('runsc') ? 'runsc is not installed' : undefined),
+  },
+  {
+    name: 'runsc-v1',
+    runtimeType: GVISOR_SHIM_RUNTIME,
+    get label() {
+      return `${GVISOR_SHIM_PATCHED_LABEL}: containerd-shim-runsc-v1 (${GVISOR_SHIM_RUNTIME}) at ${GVISOR_SHIM_PATCHED}, the same runsc, platform and network as tsshim-gvisor (${GVISOR_PLATFORM}, network = sandbox); ${patchedShimDetail()}`;
+    },
+    toml: () => gvisorShimToml('sandbox'),
+    runtimePath: GVISOR_SHIM_PATCHED,
+    unavailable: (version) => patchedShimUnavailable(version),
+    peerFor: 'tsshim-gvisor',
+    tag: GVISOR_SHIM_PATCHED_LABEL,
   },
 ];
 
@@ -288,10 +359,10 @@ export async function startCriContainerd(version: ContainerdVersion, log: (l: st
   mkdirSync(dir, { recursive: true });
   const runtimes: Parameters<typeof criConfig>[0] = {};
   for (const h of HANDLERS) {
-    if (!h.toml) continue;
+    if (!h.toml || h.unavailable?.(version)) continue;
     const p = join(dir, `${h.name}.toml`);
     writeFileSync(p, h.toml(version));
-    runtimes[h.name] = { runtimeType: h.runtimeType, configPath: p };
+    runtimes[h.name] = { runtimeType: h.runtimeType, configPath: p, ...(h.runtimePath ? { runtimePath: h.runtimePath } : {}) };
   }
   const cni = cniSetup(dir);
   const netnsBefore = new Set(listNetns());
@@ -383,7 +454,7 @@ export function renderMarkdown(entries: RunEntry[], reruns: RunEntry[] = []): st
     return x1! - x2! || y1! - y2!;
   });
   for (const e of sorted) {
-    const h = `${e.handler}${e.standIn ? ' (stand-in delegate)' : ''}`;
+    const h = handlerTitle(e);
     if (e.notRun) lines.push(`| ${e.containerdVersion} | ${h} | - | - | - | - | ${e.date.slice(0, 16)} | ${e.commit} |`);
     else lines.push(`| ${e.containerdVersion} | ${h} | ${e.passed} | ${e.failed} | ${e.skipped} | ${e.seconds} | ${e.date.slice(0, 16)} | ${e.commit} |`);
   }
@@ -410,7 +481,7 @@ export function renderMarkdown(entries: RunEntry[], reruns: RunEntry[] = []): st
     const skippedHere = e.specs.filter((s) => s.state === 'skipped' && refState.get(s.name) === 'passed');
     if (!worse.length && !better.length && !skippedHere.length) continue;
     anyDiff = true;
-    const names = (list: SpecResult[]) => list.map((s) => `${s.name}${rerunNote(reruns, e, s.name)}${ownNote(e.handler, s.name)}`).join('; ');
+    const names = (list: SpecResult[]) => list.map((s) => `${s.name}${rerunNote(reruns, e, s.name)}${ownNote(e.handler, s.name, s.state === 'failed' ? peerVerdict(sorted, reruns, e, s) : undefined)}`).join('; ');
     lines.push(`- containerd ${e.containerd}, **${e.handler}**: ${worse.length} failing where the reference passes${worse.length ? ` (${names(worse)})` : ''}${better.length ? `; ${better.length} passing where the reference fails` : ''}${skippedHere.length ? `; ${skippedHere.length} skipped by critest where the reference passes (${[...new Set(skippedHere.map((s) => s.message))].join('; ')}: ${names(skippedHere)})` : ''}`);
   }
   if (!anyDiff) lines.push('None: every test the reference passes, every handler run here passes too (see the table for which ran).');
@@ -422,13 +493,14 @@ export function renderMarkdown(entries: RunEntry[], reruns: RunEntry[] = []): st
     '',
   );
   for (const o of BACKEND_OWN) lines.push(`- **${o.handler}, ${o.owner}** (specs matching \`${o.pattern.source}\`): ${o.finding} Evidence: ${o.evidence}`);
+  lines.push(...peerSection(sorted, reruns));
   lines.push('', '## Failures', '');
   let anyFail = false;
   for (const e of sorted) {
     const fails = e.specs.filter((s) => s.state === 'failed');
     if (!fails.length) continue;
     anyFail = true;
-    lines.push(`### containerd ${e.containerd}, ${e.handler}${e.standIn ? ' (stand-in delegate)' : ''}`, '');
+    lines.push(`### containerd ${e.containerd}, ${handlerTitle(e)}`, '');
     for (const f of fails) {
       const msg = (f.message ?? '').replace(/\s+/g, ' ').slice(0, 600);
       lines.push(`- **${f.name}**${f.location ? ` (${f.location})` : ''}: ${msg.replace(/\|/g, '\\|')}`);
@@ -450,14 +522,14 @@ export function renderMarkdown(entries: RunEntry[], reruns: RunEntry[] = []): st
     );
     const rs = [...reruns].sort((a, b) => a.date.localeCompare(b.date) || HANDLERS.findIndex((h) => h.name === a.handler) - HANDLERS.findIndex((h) => h.name === b.handler));
     for (const e of rs) {
-      const h = `${e.handler}${e.standIn ? ' (stand-in delegate)' : ''}`;
+      const h = handlerTitle(e);
       const focus = '`' + (e.focus ?? '').replace(/\|/g, '\\|') + '`';
       if (e.notRun) lines.push(`| ${e.containerdVersion} | ${h} | ${focus} | - | - | - | - | ${e.date.slice(0, 16)} | ${e.commit} |`);
       else lines.push(`| ${e.containerdVersion} | ${h} | ${focus} | ${e.passed} | ${e.failed} | ${e.skipped} | ${e.seconds} | ${e.date.slice(0, 16)} | ${e.commit} |`);
     }
     for (const e of rs) {
       if (e.notRun) continue;
-      lines.push('', `### re-run: containerd ${e.containerd}, ${e.handler}${e.standIn ? ' (stand-in delegate)' : ''}, ${e.date.slice(0, 16)}`, '');
+      lines.push('', `### re-run: containerd ${e.containerd}, ${handlerTitle(e)}, ${e.date.slice(0, 16)}`, '');
       for (const sp of e.specs) {
         const msg = sp.state === 'passed' ? '' : `: ${(sp.message ?? '').replace(/\s+/g, ' ').slice(0, 400).replace(/\|/g, '\\|')}`;
         lines.push(`- ${sp.state}: ${sp.name}${msg}`);
@@ -469,6 +541,62 @@ export function renderMarkdown(entries: RunEntry[], reruns: RunEntry[] = []): st
     lines.push(`- containerd ${e.containerdVersion}, ${e.handler}: ${e.label}; ${e.critest}; ${e.notRun ? 'not run' : `${e.seconds} s`}${e.focus ? `; focus ${e.focus}` : ''}`);
   }
   return lines.join('\n') + '\n';
+}
+
+/**
+ * Why a spec fails under gVisor (the cause in gVisor, read from its source or tried with runsc
+ * alone), rendered beside the "same failure under gVisor's own shim" verdicts. A note never makes a
+ * verdict: only the peer's own run does.
+ */
+export const GVISOR_NOTES: Array<{ pattern: RegExp; note: string }> = [];
+
+const short = (m: string | undefined, n = 300) => (m ?? '').replace(/\s+/g, ' ').slice(0, n).replace(/\|/g, '\\|');
+
+/** The "same failure under gVisor's own shim" section: each failure (where the reference passes) of a handler with a peer. */
+function peerSection(sorted: RunEntry[], reruns: RunEntry[]): string[] {
+  const out: string[] = [];
+  for (const e of sorted) {
+    const peerDef = HANDLERS.find((h) => h.peerFor === e.handler);
+    if (!peerDef || e.notRun) continue;
+    const ref = sorted.find((r) => r.containerd === e.containerd && r.handler === 'runc' && !r.notRun);
+    if (!ref) continue;
+    const refState = new Map(ref.specs.map((x) => [x.name, x.state]));
+    const worse = e.specs.filter((x) => x.state === 'failed' && refState.get(x.name) === 'passed');
+    if (!worse.length) continue;
+    const verdicts = worse.map((x) => ({ spec: x, v: peerVerdict(sorted, reruns, e, x) }));
+    const same = verdicts.filter((x) => x.v?.kind === 'same');
+    const rest = verdicts.filter((x) => x.v?.kind !== 'same');
+    const peerRow = sorted.find((r) => r.containerd === e.containerd && r.handler === peerDef.name);
+    out.push(
+      '',
+      `### containerd ${e.containerd}, ${e.handler} against ${handlerTitle({ handler: peerDef.name, standIn: false })}`,
+      '',
+      peerRow && !peerRow.notRun
+        ? `${e.handler}'s ${worse.length} failures where the reference passes, each looked up in the ${peerDef.name} row of the same containerd (${peerRow.date.slice(0, 16)}, ${peerRow.commit}: ${peerRow.passed} passed, ${peerRow.failed} failed, ${peerRow.skipped} skipped). **gVisor's own** = ${peerDef.name} fails the same spec at the same critest assertion (file:line); both messages are shown. ${same.length} of ${worse.length} are gVisor's own.`
+        : `${peerDef.name} has no run on this containerd${peerRow?.notRun ? ` (not run: ${peerRow.notRun})` : ''}: no failure of ${e.handler} here is shown to be gVisor's own.`,
+      '',
+    );
+    const note = (name: string) => {
+      const n = GVISOR_NOTES.find((g) => g.pattern.test(name));
+      return n ? ` Why: ${n.note}` : '';
+    };
+    for (const { spec, v } of same) {
+      out.push(`- **${spec.name}** (${spec.location}): gVisor's own. ${e.handler}: ${short(spec.message)}; ${v!.peerHandler}${v!.peerRun?.focus ? ` (focused re-run ${v!.peerRun.date.slice(0, 16)})` : ''}: ${short(v!.peer?.message)}.${note(spec.name)}`);
+    }
+    for (const { spec, v } of rest) {
+      const what =
+        !v || !v.peer
+          ? `not shown: ${peerDef.name} did not run it`
+          : v.kind === 'peer-passes'
+            ? `**not gVisor's own**: ${v.peerHandler} passes it`
+            : v.kind === 'differently'
+              ? `**fails under ${v.peerHandler} too, at another assertion** (${v.peer.location ?? 'no location'}: ${short(v.peer.message)})`
+              : `${v.peerHandler}: ${v.peer.state} (${short(v.peer.message)})`;
+      out.push(`- **${spec.name}** (${spec.location ?? 'no location'}): ${what}. ${e.handler}: ${short(spec.message)}.${note(spec.name)}`);
+    }
+  }
+  if (out.length) out.unshift('', '## Differences that are gVisor\'s own (same failure under gVisor\'s own shim)');
+  return out;
 }
 
 /** " (focused re-run <date> at <commit>: passed)" for the latest re-run of that spec on that version and handler. */

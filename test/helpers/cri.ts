@@ -43,6 +43,8 @@ export interface CriRuntimeEntry {
   runtimeType: string;
   /** Written as `[...runtimes.<name>.options] ConfigPath = ...` (runtimeoptions.v1.Options for non-runc types). */
   configPath?: string;
+  /** `runtime_path`: the shim binary by absolute path instead of the one named after runtimeType on PATH. */
+  runtimePath?: string;
   /** More `[...runtimes.<name>.options]` keys (for runc.v2: BinaryName, SystemdCgroup, ...). */
   options?: Record<string, unknown>;
   /** Pod annotation patterns passed through to the OCI spec (`pod_annotations`). */
@@ -77,6 +79,7 @@ export function criConfig(runtimes: Record<string, CriRuntimeEntry>, opts: CriCo
     const options: Record<string, unknown> = { ...(e.options ?? {}) };
     if (e.configPath !== undefined) options.ConfigPath = e.configPath;
     const entry: Record<string, unknown> = { runtime_type: e.runtimeType };
+    if (e.runtimePath !== undefined) entry.runtime_path = e.runtimePath;
     if (e.podAnnotations && e.podAnnotations.length > 0) entry.pod_annotations = [...e.podAnnotations];
     if (Object.keys(options).length > 0) entry.options = options;
     tomlRuntimes[name] = entry;
