@@ -1,4 +1,5 @@
 // npm run bench [-- --rounds 4 --samples 8 --parallel 20 --max 100 --batch 5 --writers 20 --mib 64 --write]
+//                [-- --gvisor-rounds 4 --gvisor-samples 4 --gvisor-pods 5] [-- --only runc|gvisor]
 //
 // containerd's io.containerd.runc.v2, tsshim in pod mode and tsshim in node mode side by side in
 // ONE run of interleaved rounds (each round measures every column, in rotating order), on two
@@ -13,6 +14,11 @@
 //       node daemon in node mode); also per container
 //   (e) `writers` containers writing `mib` MiB each to stdout at full speed: aggregate MB/s and
 //       the shim CPU time it cost (utime+stime from /proc/<pid>/stat)
+//
+// Then the gVisor part (bench/gvisor.ts): tsshim-gvisor beside gVisor's own shim (runsc-v1, patched:
+// oom_score_adj EPERM tolerated), interleaved, through CRI on a private containerd 2.x (gVisor's own
+// shim cannot be driven by plain `ctr run`, ADR 0017): pod start, container start, exec, pod
+// removal, shim memory. --gvisor-rounds 0 leaves it out; --only gvisor runs it alone.
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
@@ -24,6 +30,7 @@ import {
   type PerColumn, type ScaleResult, type StdioResult, type StdioSink,
 } from './measures.js';
 import { cell, fmt, ratio, summarize, type Summary } from './stats.js';
+import { gvisorBench } from './gvisor.js';
 
 function arg(name: string, def: number): number {
   const i = process.argv.indexOf(`--${name}`);
@@ -60,6 +67,20 @@ async function main(): Promise<void> {
     mib: arg('mib', 64),
     settleMs: arg('settle-ms', 2000),
   };
+  const only = (() => {
+    const i = process.argv.indexOf('--only');
+    const v = i < 0 ? undefined : process.argv[i + 1];
+    if (v !== undefined && v !== 'runc' && v !== 'gvisor') throw new Error(`--only runc|gvisor, not ${v}`);
+    return v;
+  })();
+  const gv = { rounds: arg('gvisor-rounds', o.rounds), samples: Math.max(1, arg('gvisor-samples', 4)), pods: Math.max(1, arg('gvisor-pods', 5)), settleMs: o.settleMs };
+  if (only === 'gvisor') {
+    log(`gvisor only: ${JSON.stringify(gv)}`);
+    const md = `## ${new Date().toISOString().slice(0, 10)}: tsshim-gvisor beside gVisor's own shim\n\n` + (await gvisorBench({ ...gv, rounds: Math.max(1, gv.rounds) }, log)).markdown;
+    console.log(md);
+    if (process.argv.includes('--write')) writeDoc(md);
+    return;
+  }
   const started = Date.now();
   const loadBefore = loadAverage();
   log(`options ${JSON.stringify(o)}`);
@@ -103,6 +124,11 @@ async function main(): Promise<void> {
   } finally {
     rmSync(scratch, { recursive: true, force: true });
     await setup.teardown();
+  }
+  if (only !== 'runc' && gv.rounds > 0) {
+    const g = (await gvisorBench(gv, log)).markdown;
+    console.log(g);
+    md += '\n' + g;
   }
   if (process.argv.includes('--write')) writeDoc(md);
 }

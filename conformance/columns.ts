@@ -3,7 +3,8 @@
 //   reference  io.containerd.runc.v2 (containerd-shim-runc-v2): what every other column is compared to
 //   runc       tsshim, handler "runc"
 //   gvisor-ref gVisor's own shim containerd-shim-runsc-v1 (io.containerd.runsc.v1) with the pinned runsc
-//              built by setup: the second reference, for the gvisor column only (ADR 0017)
+//              built by setup, PATCHED: oom_score_adj EPERM tolerated (no CAP_SYS_RESOURCE here): the
+//              second reference, for the gvisor column only; CRI scenarios only, containerd >= 1.7 (ADR 0017)
 //   gvisor     tsshim, handler "gvisor" (runsc, no network; judged against runc-v2 AND gvisor-ref)
 //   kata       tsshim, handler "kata" delegating to containerd-shim-runc-v2: a STAND-IN delegate, not Kata
 //   youki      tsshim, handler "youki"
@@ -29,6 +30,19 @@ import { gvisorProfile } from '../src/handlers/gvisor/profile.js';
 import { makeBundle } from '../test/helpers/bundle.js';
 import { GVISOR_INIT_SIGTERM_REASON } from '../test/helpers/cri.js';
 import { REPO_ROOT, runCommand } from '../test/helpers/proc.js';
+import { selectedContainerd } from '../test/helpers/containerd-version.js';
+import {
+  GVISOR_PEER_DIR,
+  GVISOR_PLATFORM,
+  GVISOR_SHIM_PATCHED,
+  GVISOR_SHIM_PATCHED_LABEL,
+  GVISOR_SHIM_RUNTIME,
+  GVISOR_SHIM_UNPATCHED,
+  gvisorShimToml,
+  patchedShimDetail,
+  patchedShimUnavailable,
+} from '../test/helpers/gvisor-peer.js';
+import type { Scenario } from './types.js';
 import type { SeenKernel } from '../test/helpers/isolation.js';
 
 export const REFERENCE_RUNTIME = 'io.containerd.runc.v2';
@@ -39,11 +53,8 @@ export type BuiltinColumnId = 'reference' | 'runc' | 'gvisor-ref' | 'gvisor' | '
 export type ColumnId = BuiltinColumnId | (string & {});
 export const COLUMN_IDS: readonly BuiltinColumnId[] = ['reference', 'runc', 'gvisor-ref', 'gvisor', 'kata', 'youki', 'crun'];
 
-/** gVisor's own shim and the runsc it drives (the pinned build from scripts/peers.sh, ADR 0015). */
-export const GVISOR_PEER_DIR = '/opt/tsshim/peers/gvisor';
-export const GVISOR_SHIM_RUNTIME = 'io.containerd.runsc.v1';
-/** The runsc platform of both gVisor columns: the handler's default (ADR 0017: systrap's OOM differs here). */
-export const GVISOR_PLATFORM = 'ptrace';
+/** gVisor's own shim and the runsc it drives: test/helpers/gvisor-peer.ts (ADR 0015, 0017). */
+export { GVISOR_PEER_DIR, GVISOR_PLATFORM, GVISOR_SHIM_RUNTIME };
 
 /** reference: runc-v2, what the others are compared with; tsshim: one of tsshim's own handlers; stand-in: a tsshim handler in front of a substitute backend; peer-reference: gVisor's own shim, the gvisor column's second yardstick (ADR 0017); handler: the handler of a config file under test (the kit). */
 export type ColumnKind = 'reference' | 'tsshim' | 'stand-in' | 'peer-reference' | 'handler';
@@ -67,6 +78,10 @@ export interface Column {
   peerReference?: ColumnId;
   /** Directory the private containerd must have on its PATH for this column's shim. */
   shimPath?: string;
+  /** The shim binary by absolute path (CRI runtime_path), when it is not the one named after runtimeType. */
+  runtimePath?: string;
+  /** Why this column cannot run one scenario although it runs (the cell is "not run" with this reason). */
+  cellUnavailable?(scenario: Pick<Scenario, 'id' | 'cri'>): string | undefined;
   /** tsshim handler type; undefined for the reference. */
   handler?: HandlerType | (string & {});
   /** Body of the runtime options' ConfigPath file (tsshim handler config, runsc shim options); undefined for the reference. */
@@ -122,16 +137,13 @@ function gvisorKnownDifferences(): Record<string, string> {
   return out;
 }
 
-function gvisorShimToml(network: 'none' | 'host'): string {
-  return `binary_name = "${join(GVISOR_PEER_DIR, 'bin', 'runsc')}"\n\n[runsc_config]\nplatform = "${GVISOR_PLATFORM}"\nnetwork = "${network}"\n`;
-}
-
 /**
- * gVisor's own shim runs when setup built the pinned peer (VERSION stamp written last) and this host
- * lets it start: its `start` sets the shim's oom_score_adj to -999 and fails on a permission error
- * (pkg/shim/v1/manager.go), which needs CAP_SYS_RESOURCE. Probed for real: a child tries the same write.
+ * Whether the UNPATCHED containerd-shim-runsc-v1 can start here: its `start` sets the shim's
+ * oom_score_adj to -999 and fails on a permission error (pkg/shim/v1/manager.go), which needs
+ * CAP_SYS_RESOURCE. Probed for real: a child tries the same write. (The column runs the patched
+ * build, which tolerates exactly that error; this says why it is needed.)
  */
-export async function probeGvisorPeer(dir = GVISOR_PEER_DIR): Promise<Availability> {
+export async function probeUnpatchedGvisorShim(dir = GVISOR_PEER_DIR): Promise<Availability> {
   const stamp = join(dir, 'VERSION');
   if (!existsSync(stamp)) return { run: false, reason: `gVisor's own shim not built: ${stamp} missing (scripts/peers.sh gvisor builds runsc and containerd-shim-runsc-v1)` };
   for (const b of ['runsc', 'containerd-shim-runsc-v1']) {
@@ -142,11 +154,32 @@ export async function probeGvisorPeer(dir = GVISOR_PEER_DIR): Promise<Availabili
     return {
       run: false,
       reason:
-        'containerd-shim-runsc-v1 cannot start on this host: its start sets its oom_score_adj to -999 and fails on "permission denied" ' +
+        `the unpatched ${GVISOR_SHIM_UNPATCHED} cannot start on this host: its start sets its oom_score_adj to -999 and fails on "permission denied" ` +
         `(this host cannot lower oom_score_adj: no CAP_SYS_RESOURCE; probe \`echo -999 > /proc/self/oom_score_adj\` exited ${oom.exitCode}); ADR 0017`,
     };
   }
   return { run: true, detail: `containerd-shim-runsc-v1 and runsc ${readFileSync(stamp, 'utf8').trim()} (platform ${GVISOR_PLATFORM})` };
+}
+
+/**
+ * Plain-ctr scenarios under gVisor's own shim: its Create of a container without the
+ * io.kubernetes.cri.container-type annotation does not return (ADR 0017, measured there).
+ */
+export const GVISOR_REF_CTR_NOT_RUN =
+  "plain ctr: gVisor's own shim does not return from Create of a container without CRI's io.kubernetes.cri.container-type annotation (its runsc create's output is a capture pipe that the new sandbox inherits; the shim waits for its EOF); only CRI scenarios run on this column (ADR 0017)";
+
+/**
+ * gVisor's own shim (patched build) runs when setup built it and the runsc it drives, on a
+ * containerd that reads its start answer (>= 1.7); the unpatched build's probe is in the detail.
+ */
+export async function probeGvisorPeer(): Promise<Availability> {
+  const why = patchedShimUnavailable(selectedContainerd());
+  if (why) return { run: false, reason: why };
+  const unpatched = await probeUnpatchedGvisorShim();
+  return {
+    run: true,
+    detail: `${GVISOR_SHIM_PATCHED_LABEL}: ${GVISOR_SHIM_PATCHED} (${patchedShimDetail()}); CRI scenarios only; ${unpatched.run ? 'the unpatched build could start here too' : unpatched.reason}`,
+  };
 }
 
 function declaresFromRegistry(type: HandlerType): (op: Operation) => boolean {
@@ -215,10 +248,11 @@ export const COLUMNS: Readonly<Record<BuiltinColumnId, Column>> = Object.freeze(
   'gvisor-ref': {
     id: 'gvisor-ref',
     kind: 'peer-reference',
-    backend: 'runsc (pinned go branch) through containerd-shim-runsc-v1',
-    header: `gVisor's own shim (${GVISOR_SHIM_RUNTIME}, reference for gvisor)`,
+    backend: 'runsc (pinned go branch) through containerd-shim-runsc-v1 (patched: oom_score_adj EPERM tolerated)',
+    header: `${GVISOR_SHIM_PATCHED_LABEL} (${GVISOR_SHIM_RUNTIME}, reference for gvisor)`,
     runtimeType: GVISOR_SHIM_RUNTIME,
-    shimPath: join(GVISOR_PEER_DIR, 'bin'),
+    runtimePath: GVISOR_SHIM_PATCHED,
+    cellUnavailable: (s) => (s.cri ? undefined : GVISOR_REF_CTR_NOT_RUN),
     peerReferenceFor: 'gvisor',
     // containerd-shim-runsc-v1's ConfigPath file (pkg/shim/v1/runsc/options.go): runsc binary and flags.
     handlerToml: gvisorShimToml('none'),

@@ -63,7 +63,7 @@ export class MatrixEnv {
           continue;
         }
         const name = `conformance-${c.id}`;
-        runtimes[name] = { runtimeType: c.runtimeType, configPath: this.configs.get(c.id)?.cri };
+        runtimes[name] = { runtimeType: c.runtimeType, configPath: this.configs.get(c.id)?.cri, ...(c.runtimePath ? { runtimePath: c.runtimePath } : {}) };
         handlers.set(c.id, name);
       }
       const cd = await startContainerd({ name: 'conf-cri', extraConfig: criConfig(runtimes, { cniDir: join(this.tmp, 'cni') }) });

@@ -42,7 +42,7 @@ export function headline(r: MatrixReport): string[] {
   const standIns = group('stand-in');
   if (standIns.length) out.push(`stand-ins (tsshim handler in front of a substitute backend, not the real one): ${standIns.join('; ')}`);
   const peers = group('peer-reference');
-  if (peers.length) out.push(`gVisor's own shim (second yardstick for gvisor, not tsshim; "differs" = not like runc-v2): ${peers.join('; ')}`);
+  if (peers.length) out.push(`gVisor's own shim (patched: oom_score_adj EPERM tolerated; second yardstick for gvisor, not tsshim; CRI scenarios only; "differs" = not like runc-v2): ${peers.join('; ')}`);
   out.push(`${r.scenarios.length} scenarios x ${r.columns.length} columns = ${r.cells.length} cells`);
   return out;
 }
@@ -108,7 +108,7 @@ export function renderMarkdown(r: MatrixReport): string {
   section('Failures', (c) => c.status === 'fail');
   section('Broken scenarios (fail on the reference)', (c) => c.status === 'broken');
   section('Not supported', (c) => c.status === 'not-supported');
-  section("gVisor's own shim (containerd-shim-runsc-v1) where it differs from runc-v2", (c) => c.status === 'differs');
+  section("gVisor's own shim (containerd-shim-runsc-v1, patched: oom_score_adj EPERM tolerated) where it differs from runc-v2", (c) => c.status === 'differs');
   section('Not run (scenario-level reasons)', (c) => c.status === 'not-run' && r.columns.find((x) => x.id === c.column)?.available === true);
   section('Passes with remarks', (c) => c.status === 'pass' && c.column !== 'reference' && c.detail !== 'same observation as the reference');
   out.push('', '## Scenarios', '', '| id | group | what is driven and observed | requires |', '|---|---|---|---|');

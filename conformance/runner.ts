@@ -70,8 +70,11 @@ export async function runMatrix(opts: MatrixOptions): Promise<MatrixReport> {
       const a = availability.get(column.id)!;
       for (const s of opts.scenarios) {
         let cell: CellResult;
+        const cellWhy = a.run ? column.cellUnavailable?.(s) : undefined;
         if (!a.run) {
           cell = { scenario: s.id, column: column.id, status: 'not-run', detail: a.reason, durationMs: 0 };
+        } else if (cellWhy) {
+          cell = { scenario: s.id, column: column.id, status: 'not-run', detail: cellWhy, durationMs: 0 };
         } else {
           const peer = column.peerReference ? results.get(`${s.id}/${column.peerReference}`) : undefined;
           cell = await runCell(env, column, s, results.get(`${s.id}/reference`), peer);
