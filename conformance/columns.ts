@@ -166,7 +166,8 @@ export async function probeUnpatchedGvisorShim(dir = GVISOR_PEER_DIR): Promise<A
  * io.kubernetes.cri.container-type annotation does not return (ADR 0017, measured there).
  */
 export const GVISOR_REF_CTR_NOT_RUN =
-  "plain ctr: gVisor's own shim does not return from Create of a container without CRI's io.kubernetes.cri.container-type annotation (its runsc create's output is a capture pipe that the new sandbox inherits; the shim waits for its EOF); only CRI scenarios run on this column (ADR 0017)";
+  "plain ctr: gVisor's own shim does not return from Create of a container without CRI's io.kubernetes.cri.container-type annotation " +
+  "(measured 2026-12-02 on containerd 2.4.2: `ctr run --rm … echo hello` still waiting after 90 s; the cause is in ADR 0017); only CRI scenarios run on this column";
 
 /**
  * gVisor's own shim (patched build) runs when setup built it and the runsc it drives, on a

@@ -119,8 +119,9 @@ if (why) {
   // containerd 2.x's CRI runs `<shim> -info` per runtime handler at start-up and enables recursive
   // read-only mounts for a handler whose runtime features list "rro" (and the kernel has them).
   // Each tsshim handler must report its backend's truth: runc and the kata stand-in (2.x's runc
-  // shim, itself reporting runc's) as the reference; youki what `youki features` says; runsc (no
-  // OCI features) and crun 1.8 (no `features`) nothing, so CRI keeps the feature off for them.
+  // shim, itself reporting runc's) as the reference; youki what `youki features` says; the pinned
+  // runsc what `runsc features` says (no rro; gVisor's own shim reports the same document); crun 1.8
+  // (no `features`) nothing, so CRI keeps the feature off for it.
   t('[containerd 2] runtime handler features (from -info) are the backend\'s', async ({ cri }) => {
     const st = await cri.runtime.status({ verbose: false });
     const rro = new Map(st.runtimeHandlers.map((h) => [h.name, h.features?.recursiveReadOnlyMounts ?? false]));
@@ -128,7 +129,7 @@ if (why) {
     assert.is(ref, true, 'the reference runc-v2 reports recursive read-only mounts on this kernel (runc 1.1 lists rro)');
     assert.is(rro.get('tsshim-runc'), ref, 'tsshim-runc: runc features, as the reference');
     assert.is(rro.get('tsshim-kata'), ref, 'tsshim-kata (stand-in delegate 2.x runc-v2): the delegate\'s -info features');
-    assert.is(rro.get('tsshim-gvisor'), false, 'tsshim-gvisor: runsc has no OCI features document');
+    assert.is(rro.get('tsshim-gvisor'), false, "tsshim-gvisor: the pinned runsc's features list no rro (Debian's runsc has none)");
     assert.is(rro.get('tsshim-crun'), false, 'tsshim-crun: crun 1.8 has no features command');
     if (existsSync(YOUKI)) {
       const f = spawnSync(YOUKI, ['features'], { encoding: 'utf8', timeout: 30_000 });

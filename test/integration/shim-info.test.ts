@@ -78,9 +78,9 @@ else
     assert.is(missing.info!.features, undefined);
   });
 
-test('-info for gvisor and crun: no OCI features document (runsc lists CPU features; crun 1.8 has none)', () => {
+test('-info for Debian\'s runsc and crun: no OCI features document (neither has `features`)', () => {
   for (const [name, toml] of [
-    ['gvisor', 'handler = "gvisor"\nname = "tsshim-gvisor"\n'],
+    ['gvisor', 'handler = "gvisor"\nname = "tsshim-gvisor"\nbinary = "/usr/bin/runsc"\n'],
     ['crun', 'handler = "crun"\nname = "tsshim-crun"\n'],
   ] as const) {
     const r = info(withConfig(name, toml));
@@ -89,6 +89,19 @@ test('-info for gvisor and crun: no OCI features document (runsc lists CPU featu
     assert.is(r.info!.features, undefined, `${name}: no features`);
   }
 });
+
+// The pinned runsc prints the OCI features document; gVisor's own shim reports the same one from
+// its -info (pkg/shim/v1/manager.go Info: runsc/specutils Features()), so CRI gates user namespaces
+// (and rro: not listed) alike for tsshim-gvisor and runsc-v1.
+const pinnedRunsc = '/opt/tsshim/peers/gvisor/bin/runsc';
+if (!existsSync(pinnedRunsc)) skipWithReason(test, '-info for gvisor with the pinned runsc: runsc features', `the pinned runsc is not built (${pinnedRunsc}; scripts/setup.sh)`);
+else
+  test('-info for gvisor with the pinned runsc: runsc features', () => {
+    const r = info(withConfig('gvisor-pinned', 'handler = "gvisor"\nname = "tsshim-gvisor"\n'));
+    assert.is(r.status, 0, r.stderr);
+    assert.is(r.info!.annotations['io.tsshim.info.handler-type'], 'gvisor');
+    assert.equal(canonical(featuresOf(r.info)), canonical(backendFeatures(pinnedRunsc)));
+  });
 
 const youki = join('/opt/tsshim/peers/youki/bin/youki');
 if (!existsSync(youki)) skipWithReason(test, '-info for youki: youki features', `youki is not built (${youki}; scripts/setup.sh)`);

@@ -12,13 +12,13 @@ import { DEBIAN_RUNSC, GVISOR_PEER_RUNSC, gvisorProfileWith, type GvisorOptions,
  * `runsc` on PATH (Debian's). Decided once when the handler module loads (one stat, not on a
  * request path).
  */
-export const DEFAULT_RUNSC: RunscBuild = existsSync(GVISOR_PEER_RUNSC) ? { binary: GVISOR_PEER_RUNSC, update: true, checkpointResumes: true } : DEBIAN_RUNSC;
+export const DEFAULT_RUNSC: RunscBuild = existsSync(GVISOR_PEER_RUNSC) ? { binary: GVISOR_PEER_RUNSC, update: true, checkpointResumes: true, ociFeatures: true } : DEBIAN_RUNSC;
 
 /** The runsc build a config names: its `binary`, else the default. Only the pinned build is known to have `update`. */
 export function runscBuildFor(config?: HandlerConfig): RunscBuild {
   const b = config?.binary;
   if (b === undefined || b === '') return DEFAULT_RUNSC;
-  return b === GVISOR_PEER_RUNSC ? { binary: b, update: true, checkpointResumes: true } : { binary: b, update: false, checkpointResumes: false };
+  return b === GVISOR_PEER_RUNSC ? { binary: b, update: true, checkpointResumes: true, ociFeatures: true } : { binary: b, update: false, checkpointResumes: false, ociFeatures: false };
 }
 
 /**

@@ -33,6 +33,12 @@ export interface RunscBuild {
    * child subreaper) has already reaped: "sandbox no longer running and its exit status is unavailable".
    */
   checkpointResumes: boolean;
+  /**
+   * `runsc features` prints the OCI features document (the pinned build: runsc/specutils
+   * Features(), the same document gVisor's own shim reports from its `-info`). Debian's 2022
+   * runsc has no `features`.
+   */
+  ociFeatures?: boolean;
 }
 
 export const DEBIAN_RUNSC: RunscBuild = { binary: 'runsc', update: false, checkpointResumes: false };
@@ -66,8 +72,12 @@ export function gvisorProfileWith(o: GvisorOptions, build: RunscBuild = DEBIAN_R
     defaultRoot: '/run/containerd/runsc',
     globalArgs: gvisorGlobalArgs(o),
     // Debian's runsc 0.0~20221219 has neither `update` nor `features`; today's has `update`
-    // (`--resources -` like runc) and a `features` that lists CPU features, not the OCI features.
-    supports: build.update ? [...allOperationsExcept('features'), 'wait'] : [...allOperationsExcept('update', 'features'), 'wait'],
+    // (`--resources -` like runc) and `features` (the OCI features document, which `-info` reports
+    // as gVisor's own shim does, so containerd 2.x's CRI gates the same features for both).
+    supports: [
+      ...allOperationsExcept(...(build.update ? [] : ['update' as const]), ...(build.ociFeatures ? [] : ['features' as const])),
+      'wait',
+    ],
     psReportsHostPids: false,
     // The pid file holds the sandbox pid, shared by every container of the pod.
     exitMonitor: 'wait',

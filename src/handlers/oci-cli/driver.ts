@@ -578,8 +578,8 @@ async function readFrom(file: string, offset: number): Promise<string> {
 /**
  * `<binary> features` as containerd's runc shim runs it for `-info`: without global flags (there is
  * no bundle for --log and no namespace for --root when containerd asks; `features` reads neither).
- * The parsed document, or undefined when the profile has no OCI `features` (runsc's lists CPU
- * features, crun 1.8 has none). Throws a ShimError when the binary cannot be run, fails, or prints
+ * The parsed document, or undefined when the profile has no OCI `features` (Debian's 2022 runsc
+ * and crun 1.8 have none; the pinned runsc has one). Throws a ShimError when the binary cannot be run, fails, or prints
  * something that is not a JSON object.
  */
 export async function runtimeFeatures(

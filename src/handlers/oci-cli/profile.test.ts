@@ -75,6 +75,9 @@ test('backend profiles state the documented differences', () => {
   // checkpoint through the shim: only a runsc whose --leave-running resumes the same sandbox
   assert.match(gvisorProfile.shimUnsupported.checkpoint ?? '', /rebuilds the sandbox/);
   assert.is(gvisorProfileWith({ platform: 'ptrace', network: 'none' }, { binary: '/x/runsc', update: true, checkpointResumes: true }).shimUnsupported.checkpoint, undefined);
+  // The pinned runsc prints the OCI features document (-info reports it, as gVisor's own shim does).
+  const pinned = gvisorProfileWith({ platform: 'ptrace', network: 'none' }, { binary: '/x/runsc', update: true, checkpointResumes: true, ociFeatures: true });
+  assert.ok(pinned.supports.has('features') && pinned.supports.has('update') && pinned.supports.has('wait'));
 
   assert.is(youkiProfile.checkpointSubcommand, 'checkpointt');
   assert.not.ok(youkiProfile.supports.has('restore'));
