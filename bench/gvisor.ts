@@ -14,8 +14,8 @@
 //   StopPodSandbox + RemovePodSandbox, each timed on its own (the CRI call's wall time, from this
 //   process, with grpc-js over the unix socket).
 // Per round: `pods` pods with one `sleep` container each run at once; the shim daemons' RSS/PSS
-// (/proc: tsshim's per-pod Node daemon, runsc-v1's per-pod Go daemon; not the runsc sandboxes,
-// which are the same program under both) after `settleMs`.
+// (/proc: tsshim's per-pod Node daemon; runsc-v1's Go daemons, one per container with its default
+// of no grouping, so two per pod; not the runsc sandboxes, the same program under both) after `settleMs`.
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
@@ -250,7 +250,8 @@ function render(o: GvisorBenchOptions, r: Results, cd: PrivateContainerd, minute
     `### gVisor: tsshim-gvisor beside gVisor's own shim (runsc-v1), through CRI: ${o.rounds} interleaved rounds\n\n` +
     `runsc-v1 is ${GVISOR_SHIM_PATCHED_LABEL}: ${GVISOR_SHIM_PATCHED} (${patchedShimDetail()}). ` +
     `Both on one private containerd 2.x (${cd.binaries.containerd}) with CRI, the same runsc, platform ${GVISOR_PLATFORM}, network host ` +
-    `(host-network pods, no CNI); tsshim in pod mode (a Node daemon per pod, as runsc-v1 has a Go daemon per pod). ` +
+    `(host-network pods, no CNI); tsshim in pod mode (one Node daemon per pod); runsc-v1 with its defaults (shim grouping off: one Go daemon per container, ` +
+    `the pod's sandbox included, so two per pod here; its \`grouping = true\` is read only from a config.toml in /run/containerd/runsc, /etc/containerd/runsc or the bundle, pkg/shim/v1/runsc/options.go). ` +
     `Driven through CRI, not \`ctr run\`: gVisor's own shim does not return from Create of a plain ctr container (ADR 0017). ` +
     `Per sample, columns in alternating order: RunPodSandbox; CreateContainer + StartContainer of \`sleep\`; ExecSync \`true\`; ` +
     `StopPodSandbox + RemovePodSandbox, each the wall time of its CRI calls from the bench process; ${o.samples} samples per column per round, ` +

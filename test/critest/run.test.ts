@@ -72,6 +72,11 @@ test("a tsshim-gvisor failure is gVisor's own only when runsc-v1 fails the same 
   assert.match(md, "**not gVisor's own**: runsc-v1 passes it");
   assert.match(md, 'at another assertion** (x.go:9');
   assert.match(md, "A [gVisor's own: same failure under gVisor's own shim, see below]");
+  // Same assertion, another cause (a note says so): the verdict is withheld, never granted by a note.
+  const userns = '[k8s.io] Security Context UserNamespaces when Host idmap mount support is needed runtime should support NamespaceMode_POD';
+  const gv2 = row('tsshim-gvisor', [fail(userns, 'util.go:241')]);
+  const ref2 = row('runsc-v1', [fail(userns, 'util.go:241')]);
+  assert.is(peerVerdict([gv2, ref2], [], gv2, gv2.specs[0]!)?.kind, 'same-assertion-other-cause');
 });
 
 test.run();
