@@ -33,6 +33,10 @@ const NS = 'tsshim-adopt';
 const suffix = `${process.pid}-${Date.now().toString(36)}`;
 const log = pino({ level: process.env.TSSHIM_TEST_LOG ?? 'silent' });
 const created: string[] = [];
+// The exits these tests wait for arrive by SIGCHLD, and a signal listener does not keep Node's
+// event loop alive (the shim's listening socket does): without this, a wait with nothing else
+// pending ended the process ("Exiting early before testing is finished", seen under load).
+const keepAlive = setInterval(() => undefined, 1 << 30);
 
 /** The supervisor's side of custody: dup()s of every fd kept, records as JSON text. */
 class Store {
@@ -380,6 +384,7 @@ realTest('adopt: a terminal container keeps its console across a worker restart'
 });
 
 test.after(async () => {
+  clearInterval(keepAlive);
   if (!why) {
     for (const id of created) await execa('runc', ['--root', path.join(root, NS), 'delete', '--force', id], { reject: false });
     for (const b of ['b1', 'b2']) await unmountAll(path.join(top, b, 'rootfs')).catch(() => undefined);
