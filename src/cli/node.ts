@@ -1,8 +1,8 @@
 /**
- * `tsshim node status [--json] [--address ADDR]`: the node daemon (ADR 0018) of the containerd at
- * ADDR (default /run/containerd/containerd.sock), asked over its control socket.
+ * `tsshim node status [--json] [--reset-event-loop] [--address ADDR]`: the node daemon (ADR 0018)
+ * of the containerd at ADDR (default /run/containerd/containerd.sock), asked over its control socket.
  */
-import { askReload, askStatus, nodePaths, type NodeStatus } from '../shim-api/bootstrap/node.js';
+import { askReload, askStatus, nodePaths, type EventLoopDelay, type NodeStatus } from '../shim-api/bootstrap/node.js';
 
 export const DEFAULT_CONTAINERD_ADDRESS = '/run/containerd/containerd.sock';
 
@@ -18,16 +18,20 @@ export function renderStatus(s: NodeStatus): string {
     const by = Object.entries(n.byHandler).map(([h, c]) => `${h} ${c}`).join(', ');
     lines.push(`    ${ns}: ${n.tasks}${by ? ` (${by})` : ''}`);
   }
+  if (s.eventLoop) {
+    const loop = (d: EventLoopDelay | null) => (d ? `max ${d.maxMs} ms, p99 ${d.p99Ms} ms over ${(d.sinceMs / 1000).toFixed(1)} s` : '-');
+    lines.push(`  event-loop delay (since the last reset):`, `    supervisor: ${loop(s.eventLoop.supervisor)}`, `    worker:     ${loop(s.eventLoop.worker)}`);
+  }
   return lines.join('\n') + '\n';
 }
 
 /** Exit 0 with the status; 1 when no daemon answers (with the reason). */
-export async function nodeStatus(opts: { json: boolean; address?: string }): Promise<number> {
+export async function nodeStatus(opts: { json: boolean; address?: string; resetEventLoop?: boolean }): Promise<number> {
   const address = opts.address ?? DEFAULT_CONTAINERD_ADDRESS;
   const paths = nodePaths(address);
   let s: NodeStatus;
   try {
-    s = await askStatus(paths.control);
+    s = await askStatus(paths.control, undefined, { resetEventLoop: opts.resetEventLoop });
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     const why = code === 'ENOENT' || code === 'ECONNREFUSED' ? 'no node daemon runs' : (err as Error).message;

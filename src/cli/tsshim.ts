@@ -5,7 +5,8 @@
  *   tsshim config containerd [--version 1.6|1.7|2] [--handlers a,b] [--config-dir DIR]
  *   tsshim config handlers --out DIR [--handlers a,b] [--force]
  *   tsshim config runtimeclass [--handlers a,b]
- *   tsshim node status|reload [--json] [--address ADDR]
+ *   tsshim node status [--json] [--reset-event-loop] [--address ADDR]
+ *   tsshim node reload [--json] [--address ADDR]
  *   tsshim install --host-root DIR [--containerd-config PATH] [--restart-cmd CMD] [--handlers a,b] ...
  *   tsshim uninstall --host-root DIR [--restart-cmd CMD] [--force]
  *
@@ -49,9 +50,11 @@ const USAGE = `usage:
       Scaffold a handler package (TypeScript, built with tsc) in DIR (default
       ./tsshim-handler-NAME): package.json, src/index.ts written with tsshim/handler,
       a handler config, README. SPEC is its tsshim devDependency (default: file: this tsshim).
-  tsshim node status [--json] [--address ADDR]
+  tsshim node status [--json] [--reset-event-loop] [--address ADDR]
       The node daemon (node mode) of the containerd at ADDR (default
-      /run/containerd/containerd.sock): pids, uptime, restarts, tasks by namespace and handler.
+      /run/containerd/containerd.sock): pids, uptime, restarts, tasks by namespace and handler,
+      the longest event-loop delay (and p99) of supervisor and worker since the last reset;
+      --reset-event-loop starts a new window after this answer.
   tsshim node reload [--json] [--address ADDR]
       Replace the node daemon's worker with one running the tsshim installed now (an upgrade):
       containers, containerd's connections and stdio stay with the supervisor.
@@ -384,10 +387,10 @@ export async function main(argv: string[]): Promise<number> {
       case 'node': {
         const [what, ...more] = rest;
         if (what !== 'status' && what !== 'reload') throw new UsageError(what ? `unknown node command "${what}"` : 'node needs a command: status or reload');
-        const { values } = parse(more, { json: { type: 'boolean' }, address: { type: 'string' } });
+        const { values } = parse(more, { json: { type: 'boolean' }, address: { type: 'string' }, ...(what === 'status' ? { 'reset-event-loop': { type: 'boolean' } } : {}) });
         const cli = await import('./node.js');
         const opts = { json: values.json === true, address: values.address as string | undefined };
-        return what === 'status' ? await cli.nodeStatus(opts) : await cli.nodeReload(opts);
+        return what === 'status' ? await cli.nodeStatus({ ...opts, resetEventLoop: values['reset-event-loop'] === true }) : await cli.nodeReload(opts);
       }
       case '--version':
       case 'version':

@@ -116,6 +116,28 @@ t('one daemon serves every task of two namespaces; the same id in both is two ta
   assert.is((await nodeStatus(cd)).tasks.length, 0);
 });
 
+t('node status: event-loop delay of supervisor and worker since the last reset; --reset-event-loop starts a new window', async ({ cd }) => {
+  const status = (...extra: string[]) => {
+    const r = spawnSync(TSSHIM_CLI, ['node', 'status', ...extra, '--address', cd.address], { encoding: 'utf8', timeout: 30_000 });
+    assert.is(r.status, 0, r.stderr);
+    return r.stdout;
+  };
+  const first = JSON.parse(status('--json')) as NodeStatus;
+  for (const who of ['supervisor', 'worker'] as const) {
+    const d = first.eventLoop?.[who];
+    assert.ok(d && d.samples > 0 && d.sinceMs > 0 && d.maxMs >= d.p99Ms && d.p99Ms >= 0, `${who}: ${JSON.stringify(first.eventLoop)}`);
+  }
+  const t0 = Date.now();
+  status('--json', '--reset-event-loop');
+  const after = JSON.parse(status('--json')) as NodeStatus;
+  const elapsed = Date.now() - t0;
+  for (const who of ['supervisor', 'worker'] as const) {
+    const d = after.eventLoop?.[who];
+    assert.ok(d && d.sinceMs <= elapsed + 1, `${who}: the window restarted at the reset (${d?.sinceMs} ms, ${elapsed} ms since before the reset)`);
+  }
+  assert.match(status(), /event-loop delay \(since the last reset\):\n\s+supervisor: max [\d.]+ ms, p99 [\d.]+ ms over [\d.]+ s\n\s+worker: +max /);
+});
+
 t('exit statuses are exact: run --rm exit 42, and 143 for SIGTERM', async ({ cd, image }) => {
   const id = uniqueId('node-exit');
   const r = await cd.ctr(['run', '--rm', '--runtime', TSSHIM, image, id, 'sh', '-c', 'echo out; echo err >&2; exit 42']);

@@ -53,6 +53,19 @@ export function namespaceSocket(containerdAddress: string, namespace: string): s
 
 // --- the control protocol (ttrpc, JSON payloads: only tsshim's own start and CLI speak it) ---
 
+/** One process's event-loop delay over a window (src/shim-api/node/event-loop.ts measures it). */
+export interface EventLoopDelay {
+  /** the largest delay of a tick, ms: a stall of S ms shows as S − resolutionMs … S */
+  maxMs: number;
+  p99Ms: number;
+  meanMs: number;
+  /** ticks recorded */
+  samples: number;
+  /** length of the window (since the last reset or the process's start), ms */
+  sinceMs: number;
+  resolutionMs: number;
+}
+
 export interface NodeStatus {
   mode: 'node';
   /** The process that holds containerd's connections; null while supervisor and worker are one process. */
@@ -70,6 +83,12 @@ export interface NodeStatus {
   /** socketRebinds: times the socket file was removed by another program and bound again. */
   namespaces: Record<string, { address: string; tasks: number; byHandler: Record<string, number>; socketRebinds: number }>;
   tasks: Array<{ namespace: string; id: string; handler: string }>;
+  /**
+   * Event-loop delay of each process since the last reset (`Status` with resetEventLoop; the
+   * worker's window also starts at its own start); worker null while none serves or it did not
+   * answer. Absent from a supervisor older than this field (a reload replaces the worker only).
+   */
+  eventLoop?: { supervisor: EventLoopDelay; worker: EventLoopDelay | null };
 }
 
 const enc = (v: unknown) => new TextEncoder().encode(JSON.stringify(v));
@@ -91,8 +110,9 @@ export async function askServe(control: string, namespace: string, timeoutMs = 1
   return r.address;
 }
 
-export async function askStatus(control: string, timeoutMs = 5_000): Promise<NodeStatus> {
-  return (await call(control, 'Status', {}, timeoutMs)) as NodeStatus;
+/** resetEventLoop: the answer covers the window up to now, and a new event-loop window starts (both processes). */
+export async function askStatus(control: string, timeoutMs = 5_000, opts: { resetEventLoop?: boolean } = {}): Promise<NodeStatus> {
+  return (await call(control, 'Status', opts.resetEventLoop ? { resetEventLoop: true } : {}, timeoutMs)) as NodeStatus;
 }
 
 export async function askReload(control: string, timeoutMs = 30_000): Promise<{ oldWorkerPid: number | null; restarts: number }> {

@@ -27,10 +27,11 @@ import type { ExitEvent } from '../../sys/reaper.js';
 import { failedPrecondition, invalidArgument } from '../errors.js';
 import { isIdentifier } from '../identifiers.js';
 import { bindSocket, isServing, socketIdentity, toAddress, unlinkOwnSocket, withSocketLock, type SocketIdentity } from '../bootstrap/address.js';
-import { CONTROL_SERVICE, namespaceSocket, type NodePaths, type NodeStatus } from '../bootstrap/node.js';
+import { CONTROL_SERVICE, namespaceSocket, type EventLoopDelay, type NodePaths, type NodeStatus } from '../bootstrap/node.js';
 import { Channel, type Message } from './channel.js';
 import { ProxyConn } from './proxy.js';
 import { EventForwarder } from '../event-forwarder.js';
+import { EventLoopWatch } from './event-loop.js';
 import { Registry } from '../../observe/metrics.js';
 import { eventRegistry } from '../../observe/shim-metrics.js';
 
@@ -63,6 +64,19 @@ export const MAX_UNACKED_EXITS = 65_536;
 /** Interrupted Creates kept for the next worker to clean up after, at most. */
 const MAX_INTERRUPTED = 1024;
 const RESTART_DELAYS_MS = [0, 100, 250, 500, 1000, 2000, 5000];
+/** A worker that served longer than this was no crash loop. */
+const YOUNG_MS = 60_000;
+
+/**
+ * When the next worker starts: at once after a worker that lived a while or was replaced on
+ * purpose (`tsshim node reload`); 0, 100 ms … 5 s while workers keep dying young, counted in a
+ * row (not over the daemon's life: a node reloaded often must not wait 5 s after each reload).
+ */
+export function nextRestart(youngInARow: number, upMs: number, replaced: boolean): { delayMs: number; youngInARow: number } {
+  if (replaced || upMs > YOUNG_MS) return { delayMs: 0, youngInARow: 0 };
+  const n = youngInARow + 1;
+  return { delayMs: RESTART_DELAYS_MS[Math.min(n - 1, RESTART_DELAYS_MS.length - 1)]!, youngInARow: n };
+}
 
 export interface SupervisorDeps {
   log: Logger;
@@ -106,6 +120,12 @@ interface Unacked {
   holders: Set<string>;
 }
 
+/** The worker's answer to `status`. */
+interface StatusReply {
+  tasks: NodeStatus['tasks'];
+  eventLoop: EventLoopDelay | null;
+}
+
 interface Worker {
   child: ChildProcess;
   channel: Channel;
@@ -113,6 +133,8 @@ interface Worker {
   startedAt: number;
   /** backend commands it runs now (runc create, exec, start...): ended when it dies */
   commands: Set<number>;
+  /** killed by reload(): the next one starts at once */
+  replaced?: boolean;
 }
 
 export class Supervisor {
@@ -124,6 +146,7 @@ export class Supervisor {
   private nextConn = 1;
   private worker?: Worker;
   private restarts = 0;
+  private youngInARow = 0;
   private restartTimer?: NodeJS.Timeout;
   private readonly fds = new Map<string, number>();
   private readonly records = new Map<string, TaskRecord>();
@@ -137,10 +160,11 @@ export class Supervisor {
   private readonly startedAt = new Date();
   private closing = false;
   private watcher?: FSWatcher;
-  private statusWaiters = new Map<number, (tasks: NodeStatus['tasks'] | undefined) => void>();
+  private statusWaiters = new Map<number, (reply: StatusReply | undefined) => void>();
   private statusSeq = 0;
   private readonly metricWaiters = new Map<number, (text: string | undefined) => void>();
   private readonly metrics = supervisorMetrics();
+  private readonly eventLoop = new EventLoopWatch();
 
   constructor(private readonly deps: SupervisorDeps) {
     this.control = new Server({ authorize: deps.authorize, onError: (err, where) => deps.log.warn({ err: String(err), where }, 'control: ttrpc error') });
@@ -152,7 +176,7 @@ export class Supervisor {
         if (typeof namespace !== 'string' || !isIdentifier(namespace)) throw invalidArgument(`Serve: namespace ${JSON.stringify(namespace)} is not a containerd identifier`);
         return enc({ address: await this.serveNamespace(namespace) });
       },
-      Status: async () => enc(await this.status()),
+      Status: async (payload) => enc(await this.status({ resetEventLoop: dec(payload).resetEventLoop === true })),
       Reload: async () => enc(await this.reload()),
     });
     deps.exits.on('exit', (e) => this.onExit(e));
@@ -362,8 +386,9 @@ export class Supervisor {
     if (this.closing) return;
     this.restarts += 1;
     this.metrics.restarts.inc();
-    const upMs = Date.now() - w.startedAt;
-    const delay = upMs > 60_000 ? 0 : RESTART_DELAYS_MS[Math.min(this.restarts - 1, RESTART_DELAYS_MS.length - 1)]!;
+    const next = nextRestart(this.youngInARow, Date.now() - w.startedAt, w.replaced === true);
+    this.youngInARow = next.youngInARow;
+    const delay = next.delayMs;
     this.deps.log.error({ workerPid: w.child.pid, code, signal, restarts: this.restarts, restartInMs: delay }, 'node daemon: worker exited; starting another (containers, connections and stdio are kept here)');
     this.restartTimer = setTimeout(() => {
       this.restartTimer = undefined;
@@ -462,7 +487,7 @@ export class Supervisor {
         case 'status-reply': {
           const resolve = this.statusWaiters.get(Number(m.q));
           this.statusWaiters.delete(Number(m.q));
-          resolve?.(m.tasks as NodeStatus['tasks']);
+          resolve?.({ tasks: m.tasks as NodeStatus['tasks'], eventLoop: (m.eventLoop as EventLoopDelay | undefined) ?? null });
           break;
         }
         default:
@@ -570,24 +595,27 @@ export class Supervisor {
     if (!w) return { oldWorkerPid: null, restarts: this.restarts };
     const deadline = Date.now() + 10_000;
     while ([...this.conns.values()].some((c) => c.inFlightUnreplayable > 0) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    w.replaced = true;
     w.child.kill('SIGKILL');
     return { oldWorkerPid: w.child.pid ?? null, restarts: this.restarts + 1 };
   }
 
-  async status(): Promise<NodeStatus> {
+  /** resetEventLoop: the event-loop figures cover the window up to now; a new one starts (worker too). */
+  async status(opts: { resetEventLoop?: boolean } = {}): Promise<NodeStatus> {
     const w = this.worker;
-    let tasks: NodeStatus['tasks'] | undefined;
+    let reply: StatusReply | undefined;
     if (w?.ready) {
       const q = ++this.statusSeq;
-      tasks = await new Promise<NodeStatus['tasks'] | undefined>((resolve) => {
+      reply = await new Promise<StatusReply | undefined>((resolve) => {
         this.statusWaiters.set(q, resolve);
-        w.channel.send({ t: 'status', q });
+        w.channel.send({ t: 'status', q, resetEventLoop: opts.resetEventLoop === true });
         setTimeout(() => {
           if (this.statusWaiters.delete(q)) resolve(undefined);
         }, 3000).unref();
       });
     }
-    tasks ??= [...this.records.values()].map((r) => ({ namespace: r.namespace, id: r.id, handler: r.handler }));
+    const supervisorLoop = this.eventLoop.snapshot(opts.resetEventLoop === true);
+    const tasks = reply?.tasks ?? [...this.records.values()].map((r) => ({ namespace: r.namespace, id: r.id, handler: r.handler }));
     const namespaces: NodeStatus['namespaces'] = {};
     for (const s of this.ready) namespaces[s.namespace] = { address: s.address, tasks: 0, byHandler: {}, socketRebinds: s.rebinds };
     for (const t of tasks) {
@@ -608,6 +636,7 @@ export class Supervisor {
       restarts: this.restarts,
       namespaces,
       tasks,
+      eventLoop: { supervisor: supervisorLoop, worker: reply?.eventLoop ?? null },
     };
   }
 
@@ -615,6 +644,7 @@ export class Supervisor {
   async close(): Promise<void> {
     if (this.closing) return;
     this.closing = true;
+    this.eventLoop.stop();
     this.watcher?.close();
     if (this.restartTimer) clearTimeout(this.restartTimer);
     const lock = { lockFile: this.deps.socketLock };

@@ -22,6 +22,7 @@ import path from 'node:path';
 import { namespaceSocket, type NodeStatus } from '../bootstrap/node.js';
 import { Channel, type Message } from './channel.js';
 import { registry } from '../../observe/shim-metrics.js';
+import { EventLoopWatch } from './event-loop.js';
 
 export interface WorkerDeps {
   log: Logger;
@@ -53,6 +54,7 @@ export class Worker {
   private readonly exits = new EventEmitter<{ exit: [ExitEvent] }>();
   private readonly adoptions: PendingAdoption[] = [];
   private readonly interrupted: Array<{ ns: string; payload: Uint8Array }> = [];
+  private readonly eventLoop = new EventLoopWatch();
 
   /** msgFd/fdSock: the channel's sockets as inherited (fds 3 and 4); moved to close-on-exec copies. */
   constructor(
@@ -122,7 +124,7 @@ export class Worker {
         this.channel.send({ t: 'synced', seqs: m.seqs as Message });
         break;
       case 'status':
-        this.channel.send({ t: 'status-reply', q: m.q as number, tasks: this.tasks() });
+        this.channel.send({ t: 'status-reply', q: m.q as number, tasks: this.tasks(), eventLoop: this.eventLoop.snapshot(m.resetEventLoop === true) });
         break;
       case 'metrics':
         void registry.exposition().then(

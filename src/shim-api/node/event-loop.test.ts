@@ -1,0 +1,65 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { EventLoopWatch } from './event-loop.js';
+import { nextRestart } from './supervisor.js';
+
+const tick = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const block = (ms: number) => {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    /* the loop is stalled */
+  }
+};
+
+test('EventLoopWatch: a stall of 150 ms shows as a delay of at least 150 ms minus one interval', async () => {
+  const w = new EventLoopWatch(10);
+  try {
+    await tick(50);
+    block(150);
+    await tick(30);
+    const s = w.snapshot();
+    assert.ok(s.maxMs >= 140, `max ${s.maxMs} ms after a 150 ms stall`);
+    assert.ok(s.p99Ms <= s.maxMs, `p99 ${s.p99Ms} <= max ${s.maxMs}`);
+    assert.ok(s.samples > 0);
+    assert.ok(s.sinceMs >= 230, `window ${s.sinceMs} ms`);
+    assert.is(s.resolutionMs, 10);
+  } finally {
+    w.stop();
+  }
+});
+
+test('EventLoopWatch: a reset starts a new window; the interval in progress is kept (a stall straddling the reset counts in the new window)', async () => {
+  const w = new EventLoopWatch(10);
+  try {
+    await tick(50);
+    block(150);
+    const before = w.snapshot(true); // the stall's tick has not fired yet
+    await tick(30);
+    const after = w.snapshot(true);
+    assert.ok(after.maxMs >= 140, `the stall is reported after the reset: max ${after.maxMs} ms (before the reset: ${before.maxMs} ms)`);
+    // no tick can fire between two synchronous calls: the new window is empty
+    const empty = w.snapshot();
+    assert.equal([empty.samples, empty.maxMs, empty.p99Ms], [0, 0, 0]);
+  } finally {
+    w.stop();
+  }
+});
+
+test('nextRestart: 0, 100 ms … 5 s for workers dying young in a row; at once after one that lived a while or was replaced by reload', () => {
+  let n = 0;
+  const delays: number[] = [];
+  for (let i = 0; i < 8; i++) {
+    const r = nextRestart(n, 1000, false);
+    n = r.youngInARow;
+    delays.push(r.delayMs);
+  }
+  assert.equal(delays, [0, 100, 250, 500, 1000, 2000, 5000, 5000]);
+  // a worker that served for over a minute: the count starts again
+  assert.equal(nextRestart(n, 61_000, false), { delayMs: 0, youngInARow: 0 });
+  assert.equal(nextRestart(0, 1000, false), { delayMs: 0, youngInARow: 1 });
+  assert.equal(nextRestart(1, 1000, false), { delayMs: 100, youngInARow: 2 });
+  // reload replaced a young worker after many restarts: no waiting
+  assert.equal(nextRestart(7, 2000, true), { delayMs: 0, youngInARow: 0 });
+});
+
+test.run();
