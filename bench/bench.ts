@@ -1,5 +1,6 @@
 // npm run bench [-- --rounds 4 --samples 8 --parallel 20 --max 100 --batch 5 --writers 20 --mib 64 --write]
 //                [-- --gvisor-rounds 4 --gvisor-samples 4 --gvisor-pods 5] [-- --only runc|gvisor]
+// npm run bench -- --scale [N]: N (250) containers in node mode instead (bench/scale.ts; npm run bench:scale)
 //
 // containerd's io.containerd.runc.v2, tsshim in pod mode and tsshim in node mode side by side in
 // ONE run of interleaved rounds (each round measures every column, in rotating order), on two
@@ -57,6 +58,10 @@ function versionLine(cmd: string, args: string[]): string {
 }
 
 async function main(): Promise<void> {
+  if (process.argv.includes('--scale')) {
+    await (await import('./scale.js')).main(); // issue 12.5: N containers in node mode (bench/scale.ts)
+    return;
+  }
   const o = {
     rounds: Math.max(1, arg('rounds', 4)),
     samples: Math.max(1, arg('samples', 8)),

@@ -59,7 +59,8 @@ export interface Setup {
   teardown(): Promise<void>;
 }
 
-export async function setupColumns(): Promise<Setup> {
+/** keys: the columns to set up (only 'node': containerd A is not started). */
+export async function setupColumns(keys: readonly ColumnKey[] = ['runc', 'pod', 'node']): Promise<Setup> {
   const dir = mkdtempSync('/run/tsshim-bench-');
   const podConfig = join(dir, 'pod.toml');
   const nodeConfig = join(dir, 'node.toml');
@@ -86,18 +87,27 @@ export async function setupColumns(): Promise<Setup> {
     rmSync(dir, { recursive: true, force: true });
   };
   try {
-    process.env.TSSHIM_CONFIG = podConfig;
-    const a = await startContainerd({ name: 'bench-pod' });
-    started.push(a);
+    const wantA = keys.includes('runc') || keys.includes('pod');
+    let a: PrivateContainerd | undefined;
+    if (wantA) {
+      process.env.TSSHIM_CONFIG = podConfig;
+      a = await startContainerd({ name: 'bench-pod' });
+      started.push(a);
+    }
     process.env.TSSHIM_CONFIG = nodeConfig;
     const b = await startContainerd({ name: 'bench-node' });
     started.push(b);
     nodeCd = b;
     restore();
-    const [imageA, imageB] = await Promise.all([importTestImage(a), importTestImage(b)]);
-    const columns: Column[] = [
-      { key: 'runc', label: 'runc-v2', runtime: RUNC_V2, cd: a, image: imageA, shimPids: () => daemonsOf(a, 'containerd-shim-runc-v2') },
-      { key: 'pod', label: 'tsshim pod', runtime: TSSHIM, cd: a, image: imageA, shimPids: () => daemonsOf(a, 'containerd-shim-tsshim-v2') },
+    const [imageA, imageB] = await Promise.all([a ? importTestImage(a) : Promise.resolve(''), importTestImage(b)]);
+    const columns: Column[] = [];
+    if (a) {
+      columns.push(
+        { key: 'runc', label: 'runc-v2', runtime: RUNC_V2, cd: a, image: imageA, shimPids: () => daemonsOf(a, 'containerd-shim-runc-v2') },
+        { key: 'pod', label: 'tsshim pod', runtime: TSSHIM, cd: a, image: imageA, shimPids: () => daemonsOf(a, 'containerd-shim-tsshim-v2') },
+      );
+    }
+    columns.push(
       {
         key: 'node',
         label: 'tsshim node',
@@ -111,9 +121,9 @@ export async function setupColumns(): Promise<Setup> {
           return [...pids];
         },
       },
-    ];
+    );
     return {
-      columns,
+      columns: columns.filter((c) => keys.includes(c.key)),
       description:
         'two private containerd 1.6 instances: A (TSSHIM_CONFIG [shim] mode = "pod") runs the runc-v2 and tsshim-pod columns, ' +
         'B (TSSHIM_CONFIG [shim] mode = "node") the tsshim-node column; tsshim uses the runc handler in both',

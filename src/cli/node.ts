@@ -19,7 +19,8 @@ export function renderStatus(s: NodeStatus): string {
     lines.push(`    ${ns}: ${n.tasks}${by ? ` (${by})` : ''}`);
   }
   if (s.eventLoop) {
-    const loop = (d: EventLoopDelay | null) => (d ? `max ${d.maxMs} ms, p99 ${d.p99Ms} ms over ${(d.sinceMs / 1000).toFixed(1)} s` : '-');
+    const own = (d: EventLoopDelay) => (d.maxOwnMs === null || d.maxOwnMs === undefined ? '' : ` (${d.maxOwnMs} ms not waiting for a CPU)`);
+    const loop = (d: EventLoopDelay | null) => (d ? `max ${d.maxMs} ms${own(d)}, p99 ${d.p99Ms} ms over ${(d.sinceMs / 1000).toFixed(1)} s` : '-');
     lines.push(`  event-loop delay (since the last reset):`, `    supervisor: ${loop(s.eventLoop.supervisor)}`, `    worker:     ${loop(s.eventLoop.worker)}`);
   }
   return lines.join('\n') + '\n';

@@ -59,6 +59,11 @@ export interface EventLoopDelay {
   maxMs: number;
   p99Ms: number;
   meanMs: number;
+  /**
+   * the largest delay minus the time the main thread waited for a CPU in its interval: what the
+   * process caused itself (JavaScript, GC, native calls), not the host's load; null without schedstat
+   */
+  maxOwnMs: number | null;
   /** ticks recorded */
   samples: number;
   /** length of the window (since the last reset or the process's start), ms */
