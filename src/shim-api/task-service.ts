@@ -103,10 +103,19 @@ export class TaskService {
       if (!this.opts.resolver.forBundle) throw failedPrecondition('this resolver cannot find a bundle\'s handler');
       const handler = await this.opts.resolver.forBundle(bundle);
       if (!handler.adopt) throw failedPrecondition(`handler ${handler.name} cannot take over a running task (no adopt)`);
-      await handler.adopt(a);
-      this.handlers.add(handler);
+      // Known before adopt runs: a handler saves the task's record while it adopts, and node mode
+      // keeps the bundle and handler with the record (bundleOf, handlerOf). Without them the next
+      // worker could not adopt the task again (its bundle read as '').
       this.owners.set(id, handler);
       this.bundles.set(id, bundle);
+      try {
+        await handler.adopt(a);
+      } catch (err) {
+        this.owners.delete(id);
+        this.bundles.delete(id);
+        throw err;
+      }
+      this.handlers.add(handler);
     });
   }
 

@@ -149,6 +149,22 @@ for (const h of HANDLERS) {
     assert.equal(await waitNoLeftovers(cd, d, [row!.pid]), []);
   });
 
+  t('two kills in a row: a task the new worker adopted is adopted again by the next one (same pid, exec works)', async ({ cd, image }) => {
+    const id = uniqueId('nw-twice');
+    assert.is((await cd.ctr(['run', '-d', ...flags, image, id, 'sleep', '300'])).exitCode, 0);
+    const row = await taskRow(cd, id);
+    assert.is(row?.status, 'RUNNING');
+    for (const kill of [1, 2, 3]) {
+      const s = await killWorker(cd);
+      assert.ok(s.tasks.some((x) => x.id === id), `kill ${kill}: the task was adopted: ${JSON.stringify(s.tasks)}`);
+      assert.equal(await taskRow(cd, id), { pid: row!.pid, status: 'RUNNING' }, `kill ${kill}: same pid, still running`);
+    }
+    const x = await cd.ctr(['task', 'exec', '--exec-id', 'after', id, 'echo', 'alive']);
+    assert.is(x.stdout, 'alive\n', x.stderr);
+    assert.match(await remove(cd, id), /exit with non-zero exit code 137/);
+    assert.equal(await waitNoLeftovers(cd, id, [row!.pid]), []);
+  });
+
   t('during Create: every ctr run either ran or failed cleanly; the containers that run stay served', async ({ cd, image }) => {
     const before = uniqueId('nw-pre');
     assert.is((await cd.ctr(['run', '-d', ...flags, image, before, 'sleep', '300'])).exitCode, 0);

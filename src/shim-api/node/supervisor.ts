@@ -457,7 +457,11 @@ export class Supervisor {
         case 'record': {
           const key = `${String(m.ns)}/${String(m.id)}`;
           if (m.record === undefined || m.record === null) this.records.delete(key);
-          else this.records.set(key, { namespace: String(m.ns), id: String(m.id), bundle: String(m.bundle ?? ''), handler: String(m.handler ?? ''), record: m.record });
+          else {
+            // a record saved without them (no task of that worker owns it yet) keeps the known bundle and handler
+            const prev = this.records.get(key);
+            this.records.set(key, { namespace: String(m.ns), id: String(m.id), bundle: String(m.bundle || prev?.bundle || ''), handler: String(m.handler || prev?.handler || ''), record: m.record });
+          }
           break;
         }
         case 'ack': {
