@@ -2,7 +2,6 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { existsSync, readFileSync } from 'node:fs';
 import { EventLoopWatch } from './event-loop.js';
-import { nextRestart } from './supervisor.js';
 
 const tick = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const block = (ms: number) => {
@@ -69,23 +68,6 @@ test('EventLoopWatch: maxOwnMs counts the main thread running (150 ms of its own
   } finally {
     w.stop();
   }
-});
-
-test('nextRestart: 0, 100 ms … 5 s for workers dying young in a row; at once after one that lived a while or was replaced by reload', () => {
-  let n = 0;
-  const delays: number[] = [];
-  for (let i = 0; i < 8; i++) {
-    const r = nextRestart(n, 1000, false);
-    n = r.youngInARow;
-    delays.push(r.delayMs);
-  }
-  assert.equal(delays, [0, 100, 250, 500, 1000, 2000, 5000, 5000]);
-  // a worker that served for over a minute: the count starts again
-  assert.equal(nextRestart(n, 61_000, false), { delayMs: 0, youngInARow: 0 });
-  assert.equal(nextRestart(0, 1000, false), { delayMs: 0, youngInARow: 1 });
-  assert.equal(nextRestart(1, 1000, false), { delayMs: 100, youngInARow: 2 });
-  // reload replaced a young worker after many restarts: no waiting
-  assert.equal(nextRestart(7, 2000, true), { delayMs: 0, youngInARow: 0 });
 });
 
 test.run();

@@ -64,16 +64,22 @@ export const MAX_UNACKED_EXITS = 65_536;
 /** Interrupted Creates kept for the next worker to clean up after, at most. */
 const MAX_INTERRUPTED = 1024;
 const RESTART_DELAYS_MS = [0, 100, 250, 500, 1000, 2000, 5000];
-/** A worker that served longer than this was no crash loop. */
-const YOUNG_MS = 60_000;
+/**
+ * A worker that served (adopted its tasks and got the connections) for longer than this was no
+ * crash loop: those die while booting or adopting, or at the first request replayed to them.
+ * Short on purpose: while no worker serves, containerd's requests with short deadlines fail (its
+ * task Get asks State with 2 s and then reports pid 0, so CRI builds a container's namespaces
+ * from /proc/0/ns and the start fails), so a worker killed now and then restarts at once.
+ */
+export const YOUNG_MS = 2_000;
 
 /**
- * When the next worker starts: at once after a worker that lived a while or was replaced on
- * purpose (`tsshim node reload`); 0, 100 ms … 5 s while workers keep dying young, counted in a
- * row (not over the daemon's life: a node reloaded often must not wait 5 s after each reload).
+ * When the next worker starts: at once after a worker that served a while (servedMs: since it
+ * was ready; undefined: never ready) or was replaced on purpose (`tsshim node reload`); 0, 100 ms
+ * … 5 s while workers keep dying young, counted in a row (not over the daemon's life).
  */
-export function nextRestart(youngInARow: number, upMs: number, replaced: boolean): { delayMs: number; youngInARow: number } {
-  if (replaced || upMs > YOUNG_MS) return { delayMs: 0, youngInARow: 0 };
+export function nextRestart(youngInARow: number, servedMs: number | undefined, replaced: boolean): { delayMs: number; youngInARow: number } {
+  if (replaced || (servedMs !== undefined && servedMs > YOUNG_MS)) return { delayMs: 0, youngInARow: 0 };
   const n = youngInARow + 1;
   return { delayMs: RESTART_DELAYS_MS[Math.min(n - 1, RESTART_DELAYS_MS.length - 1)]!, youngInARow: n };
 }
@@ -131,6 +137,7 @@ interface Worker {
   channel: Channel;
   ready: boolean;
   startedAt: number;
+  readyAt?: number;
   /** backend commands it runs now (runc create, exec, start...): ended when it dies */
   commands: Set<number>;
   /** killed by reload(): the next one starts at once */
@@ -386,7 +393,7 @@ export class Supervisor {
     if (this.closing) return;
     this.restarts += 1;
     this.metrics.restarts.inc();
-    const next = nextRestart(this.youngInARow, Date.now() - w.startedAt, w.replaced === true);
+    const next = nextRestart(this.youngInARow, w.readyAt === undefined ? undefined : Date.now() - w.readyAt, w.replaced === true);
     this.youngInARow = next.youngInARow;
     const delay = next.delayMs;
     this.deps.log.error({ workerPid: w.child.pid, code, signal, restarts: this.restarts, restartInMs: delay }, 'node daemon: worker exited; starting another (containers, connections and stdio are kept here)');
@@ -545,6 +552,7 @@ export class Supervisor {
     w.ready = true;
     this.interrupted = []; // cleaned up (or logged) by this worker
     this.metrics.workerStart.set(undefined, Math.round(w.startedAt / 1000));
+    w.readyAt = Date.now();
     const failed = Array.isArray(m.failed) ? (m.failed as string[]) : [];
     if (failed.length) this.deps.log.error({ failed }, 'node daemon: the worker could not adopt these tasks');
     // Exits first: a request on a connection must find the exits of the gap already delivered
