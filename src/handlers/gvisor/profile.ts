@@ -64,6 +64,16 @@ export function gvisorGlobalArgs(o: GvisorOptions): string[] {
   return args;
 }
 
+/**
+ * runsc keeps `<id>_sandbox:<sandbox id>.state` and `.lock` in its root; `delete` removes both,
+ * but a `create` killed between taking the lock and writing the state leaves the lock alone,
+ * and `delete` then finds no container. Those lock files, without their state file.
+ */
+export function runscStrayLocks(id: string, names: readonly string[]): string[] {
+  const have = new Set(names);
+  return names.filter((n) => n.startsWith(`${id}_sandbox:`) && n.endsWith('.lock') && !have.has(n.slice(0, -'.lock'.length) + '.state'));
+}
+
 /** A gVisor profile with the given runsc options, for the given runsc build (default: Debian's). */
 export function gvisorProfileWith(o: GvisorOptions, build: RunscBuild = DEBIAN_RUNSC): RuntimeProfile {
   return defineProfile({
@@ -81,6 +91,7 @@ export function gvisorProfileWith(o: GvisorOptions, build: RunscBuild = DEBIAN_R
     psReportsHostPids: false,
     // The pid file holds the sandbox pid, shared by every container of the pod.
     exitMonitor: 'wait',
+    strayFiles: runscStrayLocks,
     subcontainerStdioAt: 'start',
     checkpointExit: 'kill',
     shimUnsupported: build.checkpointResumes

@@ -15,6 +15,8 @@ import { execaRunner } from './testing/execa-runner.js';
 import { BUSYBOX, makeBundle, expectKind } from './testing/real-runtime.js';
 import { skipWithReason } from '../../../test/helpers/skip.js';
 import { gvisorProfile } from '../gvisor/profile.js';
+import { ociHandlerFactory } from './factory.js';
+import type { HandlerContext } from '../../shim-api/handler.js';
 
 const runscPath = (await execa('sh', ['-c', 'command -v runsc'], { reject: false })).stdout.trim();
 const usable = process.getuid?.() === 0 && BUSYBOX !== undefined && runscPath !== '';
@@ -77,6 +79,27 @@ realTest('real runsc: create, start, ps (sandbox pids), exec, pause, resume, che
   await d.delete(RESTORED, { force: true });
   assert.match(await expectKind(d.kill(RESTORED, 9), 'NotFound'), /^OCI runtime kill failed: runsc kill failed: .*does not exist$/);
   await expectKind(d.state(RESTORED), 'NotFound');
+});
+
+realTest("the shim's cleanup (its `delete`) removes the lock a runsc create killed before writing its state left (node mode kills a dead worker's commands), and nothing else", async () => {
+  const dir = path.join(root, ns);
+  mkdirSync(dir, { recursive: true });
+  const stray = `${ID}-killed_sandbox:${ID}-killed.lock`;
+  const other = `${ID}-other_sandbox:${ID}-other.lock`;
+  writeFileSync(path.join(dir, stray), '');
+  writeFileSync(path.join(dir, other), '');
+  const bundle = mkdtempSync(path.join(top, 'cleanup-'));
+  const log = (await import('pino')).pino({ level: 'silent' });
+  const ctx = {
+    namespace: ns,
+    log,
+    os: { run: execaRunner, unmountAll: async () => undefined },
+  } as unknown as HandlerContext;
+  const r = await ociHandlerFactory('gvisor', () => gvisorProfile).cleanup({ type: 'gvisor', name: 'gvisor', root, options: {} }, bundle, `${ID}-killed`, ctx);
+  assert.is(r.exitStatus, 137);
+  assert.not.ok(existsSync(path.join(dir, stray)), 'the stray lock is gone (runsc delete --force found no container)');
+  assert.ok(existsSync(path.join(dir, other)), "another container's lock stays");
+  rmSync(path.join(dir, other));
 });
 
 test.after(async () => {

@@ -21,6 +21,23 @@ function timeoutOption(v: unknown): number {
   return v;
 }
 
+/** After a forced delete: the files the profile says a killed backend command left for `id` (ADR 0018). */
+async function removeStrayFiles(profile: RuntimeProfile, root: string, id: string, ctx: HandlerContext): Promise<void> {
+  if (!profile.strayFiles) return;
+  let names: string[];
+  try {
+    names = await fsp.readdir(root);
+  } catch {
+    return; // no state root: nothing left
+  }
+  for (const n of profile.strayFiles(id, names)) {
+    await fsp.rm(path.join(root, n), { force: true }).then(
+      () => ctx.log.info({ id, file: path.join(root, n) }, 'removed a file a killed backend command left'),
+      (err: Error) => ctx.log.warn({ id, file: path.join(root, n), err: err.message }, 'cannot remove a file a killed backend command left'),
+    );
+  }
+}
+
 export function ociHandlerFactory(type: string, profileFor: (config: HandlerConfig) => RuntimeProfile, specEditor?: (config: HandlerConfig) => SpecEditor | undefined): HandlerFactory {
   const driverOverrides = (config: HandlerConfig) => ({
     ...(config.binary ? { binary: config.binary } : {}),
@@ -56,6 +73,7 @@ export function ociHandlerFactory(type: string, profileFor: (config: HandlerConf
         ctx.os.run,
       );
       await driver.delete(id, { force: true }).catch((err: Error) => ctx.log.warn({ id, err: err.message }, 'runtime delete failed'));
+      await removeStrayFiles(profileFor(config), driver.root, id, ctx);
       await ctx.os.unmountAll(path.join(bundle, 'rootfs'));
       await forgetUnfinishedCreate(driver.root, id, bundle, ctx);
       const pid = await readPidFile(path.join(bundle, 'init.pid')).catch(() => 0);

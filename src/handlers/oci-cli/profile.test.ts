@@ -91,4 +91,13 @@ test('backend profiles state the documented differences', () => {
   assert.equal(g.globalArgs, ['--debug']);
 });
 
+test('runsc stray files: the lock of a create killed before its state was written; nothing else', () => {
+  const id = 'c1';
+  const names = ['c1_sandbox:p1.lock', 'c2_sandbox:p1.lock', 'c10_sandbox:p1.lock', 'p1_sandbox:p1.lock', 'p1_sandbox:p1.state', 'c3_sandbox:p1.lock', 'c3_sandbox:p1.state'];
+  assert.equal(gvisorProfile.strayFiles?.(id, names), ['c1_sandbox:p1.lock']);
+  assert.equal(gvisorProfile.strayFiles?.('c3', names), [], 'a lock beside its state belongs to a container runsc knows: delete removes both');
+  assert.equal(gvisorProfile.strayFiles?.('p1', names), []);
+  assert.is(runcProfile.strayFiles, undefined);
+});
+
 test.run();

@@ -82,6 +82,13 @@ export interface RuntimeProfile {
    * process in the sandbox running; gVisor's own shim signals execs this way).
    */
   readonly execSignal: 'pid' | 'runtime';
+  /**
+   * Files in the state root that a backend command killed part-way leaves for container `id`
+   * and its own `delete` does not remove (runsc: the `<id>_sandbox:<sandbox>.lock` of a `create`
+   * killed before it wrote the `.state`; node mode kills a dead worker's commands, ADR 0018).
+   * Given the root's entries; the shim's cleanup removes what this returns after a forced delete.
+   */
+  readonly strayFiles?: (id: string, names: readonly string[]) => string[];
   /** Known differences, for docs and `doctor`. */
   readonly notes?: readonly string[];
 }
@@ -117,6 +124,7 @@ export interface ProfileSpec {
   rootfsPropagationAliases?: Readonly<Record<string, string>>;
   /** Default 'pid'. */
   execSignal?: 'pid' | 'runtime';
+  strayFiles?: (id: string, names: readonly string[]) => string[];
   notes?: readonly string[];
 }
 
@@ -193,6 +201,7 @@ export function defineProfile(p: ProfileSpec): RuntimeProfile {
     shimUnsupported: Object.freeze({ ...(p.shimUnsupported ?? {}) }),
     rootfsPropagationAliases: Object.freeze({ ...(p.rootfsPropagationAliases ?? {}) }),
     execSignal: p.execSignal ?? 'pid',
+    ...(p.strayFiles !== undefined ? { strayFiles: p.strayFiles } : {}),
     ...(p.notes !== undefined ? { notes: Object.freeze([...p.notes]) } : {}),
   };
   return Object.freeze(profile);
