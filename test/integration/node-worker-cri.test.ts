@@ -30,6 +30,7 @@ import { leftovers } from '../helpers/tasks.js';
 import { skipWithReason } from '../helpers/skip.js';
 import { DEFAULT_RUNSC } from '../../src/handlers/gvisor/definition.js';
 import type { NodeStatus } from '../../src/shim-api/bootstrap/node.js';
+import { nodeStatus as status, waitNewWorker as newWorker } from '../helpers/node-daemon.js';
 
 const { NamespaceMode, ContainerState, PodSandboxState } = criV1;
 type PodSandboxConfig = criV1.PodSandboxConfig;
@@ -66,26 +67,6 @@ interface Ctx {
   cri: CriClient;
   tmp: string;
   savedConfig: string | undefined;
-}
-
-function status(cd: PrivateContainerd): NodeStatus {
-  const r = spawnSync(TSSHIM_CLI, ['node', 'status', '--json', '--address', cd.address], { encoding: 'utf8', timeout: 30_000 });
-  if (r.status !== 0) throw new Error(`tsshim node status exited ${r.status}: ${r.stderr}`);
-  return JSON.parse(r.stdout) as NodeStatus;
-}
-
-async function newWorker(cd: PrivateContainerd, old: number): Promise<NodeStatus> {
-  let s: NodeStatus | undefined;
-  const ok = await waitFor(() => {
-    try {
-      s = status(cd);
-    } catch {
-      return false;
-    }
-    return s.workerReady && s.workerPid !== null && s.workerPid !== old;
-  }, 60_000, 100);
-  assert.ok(ok, `a new worker serves (status ${JSON.stringify(s)})`);
-  return s!;
 }
 
 function servingWorker(cd: PrivateContainerd): NodeStatus {

@@ -12,6 +12,7 @@ import { startContainerd, importTestImage, uniqueId, type PrivateContainerd } fr
 import { REPO_ROOT, findProcesses, isAlive, sleep, waitFor } from '../helpers/proc.js';
 import { TSSHIM, waitNoLeftovers } from '../helpers/tasks.js';
 import type { NodeStatus } from '../../src/shim-api/bootstrap/node.js';
+import { nodeStatus as status, waitNewWorker as newWorker } from '../helpers/node-daemon.js';
 import { skipWithReason } from '../helpers/skip.js';
 
 const TSSHIM_CLI = join(REPO_ROOT, 'bin', 'tsshim');
@@ -28,26 +29,6 @@ interface Ctx {
   image: string;
   dir: string;
   savedConfig: string | undefined;
-}
-
-function status(cd: PrivateContainerd): NodeStatus {
-  const r = spawnSync(TSSHIM_CLI, ['node', 'status', '--json', '--address', cd.address], { encoding: 'utf8', timeout: 30_000 });
-  if (r.status !== 0) throw new Error(`tsshim node status exited ${r.status}: ${r.stderr}`);
-  return JSON.parse(r.stdout) as NodeStatus;
-}
-
-async function newWorker(cd: PrivateContainerd, old: number): Promise<NodeStatus> {
-  let s: NodeStatus | undefined;
-  const ok = await waitFor(() => {
-    try {
-      s = status(cd);
-    } catch {
-      return false;
-    }
-    return s.workerReady && s.workerPid !== null && s.workerPid !== old;
-  }, 30_000);
-  assert.ok(ok, `a new worker serves (status ${JSON.stringify(s)})`);
-  return s!;
 }
 
 async function killWorker(cd: PrivateContainerd): Promise<NodeStatus> {

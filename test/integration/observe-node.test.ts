@@ -12,6 +12,8 @@ import { startContainerd, importTestImage, uniqueId, type PrivateContainerd } fr
 import { REPO_ROOT, waitFor, isAlive } from '../helpers/proc.js';
 import { TSSHIM } from '../helpers/tasks.js';
 import { nodePaths, type NodeStatus } from '../../src/shim-api/bootstrap/node.js';
+import { nodeStatus as nodeStatusSync } from '../helpers/node-daemon.js';
+const nodeStatus = async (cd: PrivateContainerd): Promise<NodeStatus> => nodeStatusSync(cd);
 import { scrape, sumOf } from '../../src/observe/testing.js';
 
 const TSSHIM_CLI = join(REPO_ROOT, 'bin', 'tsshim');
@@ -51,11 +53,6 @@ t.after(async (ctx) => {
   rmSync(ctx.dir, { recursive: true, force: true });
 });
 
-async function nodeStatus(cd: PrivateContainerd): Promise<NodeStatus> {
-  const r = spawnSync(TSSHIM_CLI, ['node', 'status', '--json', '--address', cd.address], { encoding: 'utf8', timeout: 30_000 });
-  if (r.status !== 0) throw new Error(`tsshim node status exited ${r.status}: ${r.stderr}`);
-  return JSON.parse(r.stdout) as NodeStatus;
-}
 
 t('one endpoint per node daemon: the worker\'s metrics and the supervisor\'s; a worker restart is counted, the adopted task still is', async (ctx) => {
   const { cd, image } = ctx;
